@@ -1,0 +1,98 @@
+"""Turn the rendered modules into one script: the esbuild binary, else the in-process fallback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from generator.errors import BundleError
+from generator.paths import NODE_MODULES
+from generator.render import ENTRY_MODULE, RenderedModule
+
+READABLE_NAME = "segment-pendo.js"
+MINIFIED_NAME = "segment-pendo.min.js"
+SOURCE_MAP_NAME = MINIFIED_NAME + ".map"
+ESBUILD_TIMEOUT_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """The bundler's three outputs and what made them."""
+
+    readable: str
+    minified: str
+    source_map: str
+    bundler: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def find_esbuild() -> Path | None:
+    """ESBUILD_BINARY_PATH, then this project's node_modules/.bin, then PATH."""
+    explicit = os.environ.get("ESBUILD_BINARY_PATH")
+    if explicit:
+        path = Path(explicit)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise BundleError(f"ESBUILD_BINARY_PATH={explicit} is not an executable file; fix or unset it")
+        return path
+    local = NODE_MODULES / ".bin" / "esbuild"
+    if local.is_file() and os.access(local, os.X_OK):
+        return local
+    found = shutil.which("esbuild")
+    return Path(found) if found else None
+
+
+def esbuild_version(binary: Path) -> str:
+    """The version the binary reports, e.g. 0.28.2."""
+    return _run([str(binary), "--version"], cwd=None).strip()
+
+
+def bundle_with_esbuild(binary: Path, source_dir: Path, modules: list[RenderedModule], target: str) -> Bundle:
+    """Bundle with the official binary: readable and minified IIFEs, and a source map of the minified one."""
+    out_dir = source_dir / "_out"
+    common = [
+        str(binary),
+        ENTRY_MODULE,
+        "--bundle",
+        "--format=iife",
+        f"--target={target}",
+        "--platform=browser",
+        "--legal-comments=none",
+        "--charset=ascii",
+        "--log-level=warning",
+    ]
+    _run([*common, f"--outfile={out_dir / READABLE_NAME}"], cwd=source_dir)
+    _run([*common, "--minify", "--sourcemap", f"--outfile={out_dir / MINIFIED_NAME}"], cwd=source_dir)
+    source_map = _relabel_sources((out_dir / SOURCE_MAP_NAME).read_text(), modules)
+    return Bundle(
+        readable=(out_dir / READABLE_NAME).read_text(),
+        minified=(out_dir / MINIFIED_NAME).read_text(),
+        source_map=source_map,
+        bundler=f"esbuild {esbuild_version(binary)}",
+    )
+
+
+def _relabel_sources(source_map_text: str, modules: list[RenderedModule]) -> str:
+    """Name each source after the template or static file it came from, not the temporary render dir."""
+    origins = {module.name: module.origin for module in modules}
+    source_map = json.loads(source_map_text)
+    source_map["sources"] = [origins.get(Path(source).name, Path(source).name) for source in source_map["sources"]]
+    return json.dumps(source_map, separators=(",", ":"))
+
+
+def _run(command: list[str], cwd: Path | None) -> str:
+    try:
+        process = subprocess.run(
+            command, cwd=cwd, capture_output=True, text=True, timeout=ESBUILD_TIMEOUT_SECONDS, check=False
+        )
+    except OSError as error:
+        raise BundleError(f"could not run {command[0]}: {error}") from error
+    except subprocess.TimeoutExpired as error:
+        raise BundleError(f"{command[0]} did not finish within {ESBUILD_TIMEOUT_SECONDS} s") from error
+    if process.returncode != 0:
+        detail = (process.stderr or process.stdout).strip()
+        raise BundleError(f"esbuild failed (exit {process.returncode}):\n{detail}")
+    return process.stdout

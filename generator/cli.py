@@ -1,0 +1,91 @@
+"""Command line: `python -m generator build|check`. Exit 0 ok, 1 bad input, 2 usage error."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from generator import __version__
+from generator.errors import GeneratorError
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 1
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command and return its exit code; only GeneratorError is reported as bad input."""
+    parser = _make_parser()
+    try:
+        arguments = parser.parse_args(argv)
+    except SystemExit as exit_request:
+        return exit_request.code if isinstance(exit_request.code, int) else EXIT_USAGE
+    try:
+        return int(arguments.run(arguments))
+    except GeneratorError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m generator",
+        description="Build one drop-in <script> that forwards Segment analytics.js calls to Pendo.",
+    )
+    parser.add_argument("--version", action="version", version=f"segment-pendo {__version__}")
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    build = commands.add_parser("build", help="validate the config and write the script", description=(
+        "Write segment-pendo.min.js, segment-pendo.js, segment-pendo.min.js.map and manifest.json into "
+        "--out. Nothing is written unless the whole build succeeds."))
+    _add_config_argument(build)
+    build.add_argument("--out", required=True, type=Path, metavar="DIR", help="directory to write the script into")
+    build.add_argument(
+        "--bundler",
+        choices=["auto", "esbuild", "esbuild-py"],
+        default="auto",
+        help="auto (default): the esbuild binary, else the esbuild-py fallback",
+    )
+    build.set_defaults(run=_run_build)
+
+    check = commands.add_parser("check", help="validate the config only", description=(
+        "Validate the config and report every problem; writes nothing."))
+    _add_config_argument(check)
+    check.set_defaults(run=_run_check)
+    return parser
+
+
+def _add_config_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--config", required=True, type=Path, metavar="PATH", help="the TOML config file")
+
+
+def _run_build(arguments: argparse.Namespace) -> int:
+    from generator.build import build  # noqa: PLC0415  (keeps `--help` fast)
+
+    manifest = build(arguments.config, arguments.out, bundler=arguments.bundler)
+    for warning in manifest["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    _print_summary(manifest, arguments.out)
+    return EXIT_OK
+
+
+def _run_check(arguments: argparse.Namespace) -> int:
+    from generator.config_loader import load_config  # noqa: PLC0415
+
+    config = load_config(arguments.config)
+    print(f"{arguments.config}: ok (agent {config.pendo.agent_url})")
+    return EXIT_OK
+
+
+def _print_summary(manifest: dict[str, Any], out_dir: Path) -> None:
+    print(f"built with {manifest['esbuild_version']} into {out_dir}/")
+    for name, facts in manifest["files"].items():
+        print(f"  {name:<28} {facts['bytes']:>7} B  {facts['gzip_bytes']:>6} B gzip")
+    script = manifest["files"]["segment-pendo.min.js"]
+    print(
+        "paste right after the Segment snippet:\n"
+        f'  <script src="/segment-pendo.min.js" integrity="{script["sri"]}" crossorigin="anonymous"></script>'
+    )

@@ -1,0 +1,149 @@
+"""Read a TOML config file and turn every schema violation into one readable line."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from generator.config import Config
+from generator.errors import ConfigError
+
+_TYPE_NAMES = {
+    str: "a string",
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    dict: "a table",
+    list: "an array",
+}
+_EXPECTED_BY_ERROR = {
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "int_type": "an integer",
+    "float_type": "a number",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+    "list_type": "an array",
+}
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file, raising ConfigError with every problem found."""
+    path = Path(path)
+    return parse_config(_read_toml(path), source=str(path))
+
+
+def parse_config(data: Mapping[str, Any], *, source: str = "config") -> Config:
+    """Validate already-parsed config data."""
+    try:
+        return Config.model_validate(dict(data))
+    except ValidationError as error:
+        raise ConfigError(source, [describe_error(detail) for detail in error.errors()]) from None
+
+
+def config_digest(config: Config) -> str:
+    """A digest of the validated config, stable across formatting and key order of the file."""
+    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return "sha256-" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise ConfigError(str(path), ["is a directory; pass the path of a .toml config file"])
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(str(path), ["file not found; check the path passed to --config"]) from None
+    except OSError as error:
+        raise ConfigError(str(path), [f"cannot be read: {error.strerror}"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            str(path), [f"is not UTF-8 (bad byte at offset {error.start}); save the file as UTF-8"]
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(str(path), [f"TOML syntax error: {error}"]) from None
+
+
+def describe_error(detail: ErrorDetails) -> str:
+    """One line naming the field, the bad value and what is allowed."""
+    location = ".".join(str(part) for part in detail["loc"]) or "(top level)"
+    kind = detail["type"]
+    value = detail.get("input")
+    context = detail.get("ctx") or {}
+    if kind == "missing":
+        return f"{location}: is required but missing; {_field_help(detail['loc'])}"
+    if kind == "extra_forbidden":
+        return _unknown_key_message(detail["loc"])
+    if kind == "literal_error":
+        allowed = ", ".join(str(choice).strip("'") for choice in _literal_choices(context))
+        return f"{location}: {_show(value)} is not one of {allowed}"
+    if kind in _EXPECTED_BY_ERROR:
+        return f"{location}: expected {_EXPECTED_BY_ERROR[kind]}, got {_type_name(value)} {_show(value)}"
+    if kind == "value_error":
+        return f"{location}: {detail['msg'].removeprefix('Value error, ')}"
+    return f"{location}: {detail['msg']} (got {_show(value)})"
+
+
+def _literal_choices(context: Mapping[str, Any]) -> Sequence[str]:
+    expected = str(context.get("expected", ""))
+    return [part.strip().strip("'") for part in expected.replace(" or ", ", ").split(",") if part.strip()]
+
+
+def _unknown_key_message(loc: tuple[int | str, ...]) -> str:
+    location = ".".join(str(part) for part in loc)
+    model = _model_at(loc[:-1])
+    allowed = list(model.model_fields) if model else []
+    hint = ""
+    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+    if close:
+        hint = f"did you mean {close[0]!r}? "
+    return f"{location}: unknown key; {hint}allowed keys here: {', '.join(allowed)}"
+
+
+def _field_help(loc: tuple[int | str, ...]) -> str:
+    table_model = _model_at(loc)
+    if table_model is not None:
+        required = [name for name, field in table_model.model_fields.items() if field.is_required()]
+        return f"add a [{'.'.join(str(part) for part in loc)}] table with {', '.join(required)}"
+    model = _model_at(loc[:-1])
+    field = model.model_fields.get(str(loc[-1])) if model else None
+    table = ".".join(str(part) for part in loc[:-1])
+    where = f" under [{table}]" if table else ""
+    description = field.description if field and field.description else "a value"
+    return f"add {loc[-1]} = ...{where}: {description}"
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _type_name(value: object) -> str:
+    for python_type, name in _TYPE_NAMES.items():
+        if type(value) is python_type:
+            return name
+    return type(value).__name__
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,26 @@
+"""The one exception family the CLI reports as a user-facing error."""
+
+from __future__ import annotations
+
+
+class GeneratorError(Exception):
+    """Base of every error caused by bad input rather than a bug in the generator."""
+
+
+class ConfigError(GeneratorError):
+    """The config file is unreadable or invalid; carries every problem found."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  {problem}" for problem in problems)
+        noun = "problem" if len(problems) == 1 else "problems"
+        super().__init__(f"{source}: {len(problems)} config {noun}:\n{lines}")
+
+
+class RenderError(GeneratorError):
+    """A template failed to render."""
+
+
+class BundleError(GeneratorError):
+    """esbuild (or the fallback bundler) rejected the rendered JavaScript."""

@@ -1,0 +1,78 @@
+"""Render the config-dependent JavaScript from templates/ and gather it with static/."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from generator.config import Config
+from generator.errors import RenderError
+from generator.paths import STATIC_DIR, TEMPLATES_DIR
+
+ENTRY_MODULE = "main.js"
+TEMPLATE_SUFFIX = ".js.jinja"
+TEMPLATE_FILTERS: dict[str, Callable[..., Any]] = {}
+
+
+@dataclass(frozen=True)
+class RenderedModule:
+    """One JavaScript module in the render directory, and the project file it came from."""
+
+    name: str
+    origin: str
+
+
+def make_environment() -> jinja2.Environment:
+    """The one Jinja environment: strict about undefined names, no HTML escaping (the output is JS)."""
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    environment.filters.update(TEMPLATE_FILTERS)
+    return environment
+
+
+def runtime_settings(config: Config) -> dict[str, Any]:
+    """The config values the browser needs; they reach JavaScript only through config.js.jinja."""
+    return {
+        "agentUrl": config.pendo.agent_url,
+        "segmentGlobalKey": "analytics",
+    }
+
+
+def render_modules(config: Config) -> dict[str, str]:
+    """Render every template to JavaScript text, keyed by output module name."""
+    environment = make_environment()
+    context = {"config": config, "runtime": runtime_settings(config)}
+    rendered: dict[str, str] = {}
+    for template_path in sorted(TEMPLATES_DIR.glob(f"*{TEMPLATE_SUFFIX}")):
+        module_name = template_path.name.removesuffix(".jinja")
+        try:
+            rendered[module_name] = environment.get_template(template_path.name).render(context)
+        except jinja2.TemplateError as error:
+            raise RenderError(f"templates/{template_path.name}: {error}") from error
+    return rendered
+
+
+def render(config: Config, destination: Path) -> list[RenderedModule]:
+    """Write the rendered templates and the static modules side by side into destination."""
+    destination.mkdir(parents=True, exist_ok=True)
+    modules: list[RenderedModule] = []
+    for name, text in render_modules(config).items():
+        (destination / name).write_text(text, encoding="utf-8")
+        modules.append(RenderedModule(name, f"templates/{name}.jinja"))
+    for static_path in sorted(STATIC_DIR.glob("*.js")):
+        if (destination / static_path.name).exists():
+            raise RenderError(f"static/{static_path.name} has the same name as a rendered template")
+        shutil.copyfile(static_path, destination / static_path.name)
+        modules.append(RenderedModule(static_path.name, f"static/{static_path.name}"))
+    return modules

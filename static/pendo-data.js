@@ -1,0 +1,47 @@
+// Pendo treats visitor ids with this prefix as anonymous (pendo.isAnonymousVisitor).
+export const ANONYMOUS_PREFIX = '_PENDO_T_';
+
+export function asPendoId(value) {
+  if (typeof value === 'number' && isFinite(value)) {
+    return String(value);
+  }
+  return typeof value === 'string' && value.trim() !== '' ? value : null;
+}
+
+export function visitorIdFor(userId, anonymousId) {
+  const known = asPendoId(userId);
+  if (known !== null) {
+    return known;
+  }
+  const anonymous = asPendoId(anonymousId);
+  return anonymous === null ? null : ANONYMOUS_PREFIX + anonymous;
+}
+
+export function isPlainObject(value) {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+// Copies own keys onto a fresh object and sets the id last, so a trait named "id" never
+// replaces the Pendo id. "__proto__" is skipped: assigning it would swap the copy's prototype.
+export function metadataWithId(traits, id) {
+  const metadata = {};
+  if (isPlainObject(traits)) {
+    Object.keys(traits).forEach(function (key) {
+      if (key !== '__proto__') {
+        metadata[key] = traits[key];
+      }
+    });
+  }
+  metadata.id = id;
+  return metadata;
+}
+
+export function firstPendoId() {
+  for (let index = 0; index < arguments.length; index += 1) {
+    const id = asPendoId(arguments[index]);
+    if (id !== null) {
+      return id;
+    }
+  }
+  return null;
+}
