@@ -1,0 +1,66 @@
+"""The real Pendo agent from the npm package @pendo/agent, shaped like the CDN's pendo.js.
+
+`dist/pendo.module.js` is the agent as `function loadAgent(PendoConfig)` followed by an ES export line;
+the CDN serves the same agent with the subscription's config embedded. Dropping the export line and
+calling loadAgent with a local config gives that script, and the agent then downloads nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from pathlib import Path
+
+from generator.paths import NODE_MODULES
+
+AGENT_PACKAGE = NODE_MODULES / "@pendo" / "agent"
+_EXPORT_LINE = re.compile(r"\nexport \{[^}]*\};\s*$")
+
+
+def servers() -> dict[str, dict[str, str]]:
+    """The package's region table: data host, asset host and agent env per region."""
+    loaded: dict[str, dict[str, str]] = json.loads((AGENT_PACKAGE / "dist" / "servers.json").read_text())
+    return loaded
+
+
+def data_host(region: str) -> str:
+    """The https origin the agent sends its data to, for a region."""
+    return servers()["data"][region]
+
+
+@functools.cache
+def _agent_module() -> str:
+    path = AGENT_PACKAGE / "dist" / "pendo.module.js"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run `npm ci` in the project root")
+    text = path.read_text(encoding="utf-8")
+    stripped, count = _EXPORT_LINE.subn("\n", text)
+    if count != 1:
+        raise ValueError("pendo.module.js no longer ends in one export line; update tests/support/pendo_agent.py")
+    return stripped
+
+
+@functools.cache
+def agent_script(api_key: str, region: str = "io") -> str:
+    """pendo.js as the CDN would serve it for this subscription."""
+    table = servers()
+    config = {
+        "apiKey": api_key,
+        "env": table["ENV"][region],
+        "server": table["data"][region],
+        "designerServer": table["data"][region],
+        "assetHost": table["assetHost"][region],
+    }
+    return f"(function () {{\n{_agent_module()}\nloadAgent({json.dumps(config)});\n}})();\n"
+
+
+def agent_version() -> str:
+    """The packaged agent's version."""
+    version: str = json.loads((AGENT_PACKAGE / "package.json").read_text())["version"]
+    return version
+
+
+def module_path() -> Path:
+    """Where the packaged agent module is."""
+    return AGENT_PACKAGE / "dist" / "pendo.module.js"

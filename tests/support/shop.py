@@ -1,0 +1,75 @@
+"""A shop page: the Segment snippet, the built script, and whatever the test's page code does."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Page
+
+from tests.support.fake_internet import FakeInternet, wait_until
+from tests.support.segment_snippet import segment_snippet
+
+SCRIPT_PATH = "/js/segment-pendo.min.js"
+
+
+@dataclass
+class Shop:
+    """Opens pages on the fake shop and reads back what Segment and Pendo received."""
+
+    page: Page
+    internet: FakeInternet
+    script: Path
+    page_errors: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+
+    def open(
+        self,
+        *,
+        page_code: str = "",
+        with_snippet: bool = True,
+        with_script: bool = True,
+        script_before_snippet: bool = False,
+        path: str = "/",
+    ) -> None:
+        """Load a page: snippet, then the script (or the other way round), then the page's own code."""
+        script_url = self.internet.serve_file(SCRIPT_PATH, self.script)
+        snippet = f"<script>{segment_snippet(self.internet.write_key)}</script>" if with_snippet else ""
+        tag = f'<script src="{script_url}"></script>' if with_script else ""
+        head = tag + snippet if script_before_snippet else snippet + tag
+        code = f"<script>{page_code}</script>" if page_code else ""
+        html = f"<!doctype html><html><head><title>Shop</title>{head}{code}</head><body><h1>Shop</h1></body></html>"
+        self.page.goto(self.internet.serve(path, html))
+
+    def wait_for_segment(self) -> None:
+        """Until analytics.js 2.0 has loaded and replaced the snippet's stub."""
+        self.page.wait_for_function("() => window.analytics && window.analytics.initialized === true")
+
+    def wait_for_pendo(self) -> None:
+        """Until the real agent has loaded and been initialized."""
+        self.page.wait_for_function("() => window.pendo && pendo.isReady && pendo.isReady()", timeout=15_000)
+
+    def run(self, code: str) -> Any:
+        """Evaluate page code (an expression or statements wrapped in a function)."""
+        return self.page.evaluate(code)
+
+    def wait_until(self, condition: Any, timeout_ms: int = 10_000) -> None:
+        """Poll a Python condition while letting the agent flush its batches."""
+        wait_until(self.page, condition, timeout_ms=timeout_ms)
+
+    def visitor(self) -> Any:
+        """The agent's current visitor id."""
+        return self.page.evaluate("() => pendo.getVisitorId()")
+
+    def account(self) -> Any:
+        """The agent's current account id."""
+        return self.page.evaluate("() => pendo.getAccountId()")
+
+
+def js(value: Any) -> str:
+    """A Python value as a JavaScript literal."""
+    return json.dumps(value)
