@@ -14,6 +14,6 @@ if TYPE_CHECKING:
 
 def build(config: Config | str | Path, out_dir: str | Path, **options: Any) -> dict[str, Any]:
     """Build the script for a config (or a config file's path) into out_dir and return the manifest."""
-    from generator.build import build as run_build  # noqa: PLC0415  (keeps `import generator` light)
+    from generator.pipeline import build as run_build  # noqa: PLC0415  (keeps `import generator` light)
 
     return run_build(config, out_dir, **options)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -63,9 +64,13 @@ def bundle_with_esbuild(binary: Path, source_dir: Path, modules: list[RenderedMo
         "--legal-comments=none",
         "--charset=ascii",
         "--log-level=warning",
+        "--color=false",
     ]
-    _run([*common, f"--outfile={out_dir / READABLE_NAME}"], cwd=source_dir)
-    _run([*common, "--minify", "--sourcemap", f"--outfile={out_dir / MINIFIED_NAME}"], cwd=source_dir)
+    try:
+        _run([*common, f"--outfile={out_dir / READABLE_NAME}"], cwd=source_dir)
+        _run([*common, "--minify", "--sourcemap", f"--outfile={out_dir / MINIFIED_NAME}"], cwd=source_dir)
+    except BundleError as error:
+        raise BundleError(_name_origins(str(error), modules)) from None
     source_map = _relabel_sources((out_dir / SOURCE_MAP_NAME).read_text(), modules)
     return Bundle(
         readable=(out_dir / READABLE_NAME).read_text(),
@@ -73,6 +78,15 @@ def bundle_with_esbuild(binary: Path, source_dir: Path, modules: list[RenderedMo
         source_map=source_map,
         bundler=f"esbuild {esbuild_version(binary)}",
     )
+
+
+def _name_origins(message: str, modules: list[RenderedModule]) -> str:
+    """Point esbuild's file:line references at the template or static file each module came from."""
+    for module in modules:
+        message = re.sub(
+            rf"(?<![\w./-]){re.escape(module.name)}:(\d+)", rf"{module.origin} (rendered as {module.name}):\1", message
+        )
+    return message
 
 
 def _relabel_sources(source_map_text: str, modules: list[RenderedModule]) -> str:

@@ -38,9 +38,14 @@ def _make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"segment-pendo {__version__}")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
-    build = commands.add_parser("build", help="validate the config and write the script", description=(
-        "Write segment-pendo.min.js, segment-pendo.js, segment-pendo.min.js.map and manifest.json into "
-        "--out. Nothing is written unless the whole build succeeds."))
+    build = commands.add_parser(
+        "build",
+        help="validate the config and write the script",
+        description=(
+            "Write segment-pendo.min.js, segment-pendo.js, segment-pendo.min.js.map and manifest.json into "
+            "--out. Nothing is written unless the whole build succeeds."
+        ),
+    )
     _add_config_argument(build)
     build.add_argument("--out", required=True, type=Path, metavar="DIR", help="directory to write the script into")
     build.add_argument(
@@ -51,8 +56,11 @@ def _make_parser() -> argparse.ArgumentParser:
     )
     build.set_defaults(run=_run_build)
 
-    check = commands.add_parser("check", help="validate the config only", description=(
-        "Validate the config and report every problem; writes nothing."))
+    check = commands.add_parser(
+        "check",
+        help="validate the config only",
+        description=("Validate the config and report every problem; writes nothing."),
+    )
     _add_config_argument(check)
     check.set_defaults(run=_run_check)
     return parser
@@ -63,7 +71,7 @@ def _add_config_argument(command: argparse.ArgumentParser) -> None:
 
 
 def _run_build(arguments: argparse.Namespace) -> int:
-    from generator.build import build  # noqa: PLC0415  (keeps `--help` fast)
+    from generator.pipeline import build  # noqa: PLC0415  (keeps `--help` fast)
 
     manifest = build(arguments.config, arguments.out, bundler=arguments.bundler)
     for warning in manifest["warnings"]:

@@ -11,6 +11,7 @@ class ConfigError(GeneratorError):
     """The config file is unreadable or invalid; carries every problem found."""
 
     def __init__(self, source: str, problems: list[str]) -> None:
+        """Record where the config came from and each problem, one line each."""
         self.source = source
         self.problems = problems
         lines = "\n".join(f"  {problem}" for problem in problems)

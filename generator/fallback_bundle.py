@@ -28,7 +28,11 @@ Transform = Callable[[str], str]
 
 
 def bundle_in_process(
-    source_dir: Path, modules: list[RenderedModule], *, transform: Transform | None = None
+    source_dir: Path,
+    modules: list[RenderedModule],
+    *,
+    reason: str = "chosen with --bundler esbuild-py",
+    transform: Transform | None = None,
 ) -> Bundle:
     """Join the modules in dependency order into one IIFE and have esbuild-py parse it."""
     transform = transform or _esbuild_py_transform()
@@ -40,16 +44,13 @@ def bundle_in_process(
     lines = ["(function () {", "  'use strict';"]
     line_sources: list[tuple[int, int] | None] = [None, None]
     for source_index, name in enumerate(order):
-        for line_number, line in enumerate(texts[name].splitlines()):
-            if _IMPORT.match(line):
-                line = ""
-            else:
-                line = _EXPORT_PREFIX.sub("", line)
-                if _MODULE_SYNTAX.match(line):
-                    raise BundleError(
-                        f"{origins[name]}:{line_number + 1}: the fallback bundler understands only "
-                        "\"import { a, b } from './x.js';\" and 'export function|const|let|class'"
-                    )
+        for line_number, source_line in enumerate(texts[name].splitlines()):
+            line = "" if _IMPORT.match(source_line) else _EXPORT_PREFIX.sub("", source_line)
+            if line and _MODULE_SYNTAX.match(line):
+                raise BundleError(
+                    f"{origins[name]}:{line_number + 1}: the fallback bundler understands only "
+                    "\"import { a, b } from './x.js';\" and 'export function|const|let|class'"
+                )
             lines.append(line)
             line_sources.append((source_index, line_number))
     lines.append("})();")
@@ -72,8 +73,8 @@ def bundle_in_process(
         source_map=json.dumps(source_map, separators=(",", ":")),
         bundler=f"esbuild-py {_esbuild_py_version()} (fallback)",
         warnings=[
-            "no esbuild binary found (run `npm ci`, or set ESBUILD_BINARY_PATH); bundled with the esbuild-py "
-            "fallback: segment-pendo.min.js is NOT minified and [build].target is not enforced"
+            f"bundled with the esbuild-py fallback ({reason}): segment-pendo.min.js is NOT minified and "
+            "[build].target is not enforced"
         ],
     )
 
@@ -140,10 +141,14 @@ def _check_unique_top_level_names(order: list[str], texts: dict[str, str], origi
 def _locate_syntax_error(order: list[str], texts: dict[str, str], origins: dict[str, str], transform: Transform) -> str:
     for name in order:
         if not transform(texts[name]).strip():
-            return f"{origins[name]}: esbuild-py could not parse this module (it reports no detail; " \
+            return (
+                f"{origins[name]}: esbuild-py could not parse this module (it reports no detail; "
                 "install the esbuild binary with `npm ci` for the exact error)"
-    return "esbuild-py could not parse the joined bundle (it reports no detail; install the esbuild binary " \
+            )
+    return (
+        "esbuild-py could not parse the joined bundle (it reports no detail; install the esbuild binary "
         "with `npm ci` for the exact error)"
+    )
 
 
 def _line_mappings(line_sources: list[tuple[int, int] | None]) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Page
 
-from generator.build import build
+from generator.pipeline import build
 from tests.support.fake_internet import FakeInternet
 from tests.support.shop import Shop
 

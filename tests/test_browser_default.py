@@ -24,11 +24,13 @@ def shop(request: pytest.FixtureRequest, build_script: BuildScript, shop_factory
 
 
 def latest_visitor_metadata(internet: FakeInternet) -> dict[str, Any]:
-    return [meta["visitor"] for meta in internet.metadata() if "visitor" in meta][-1]
+    visitors: list[dict[str, Any]] = [meta["visitor"] for meta in internet.metadata() if "visitor" in meta]
+    return visitors[-1]
 
 
 def latest_account_metadata(internet: FakeInternet) -> dict[str, Any]:
-    return [meta["account"] for meta in internet.metadata() if meta.get("account")][-1]
+    accounts: list[dict[str, Any]] = [meta["account"] for meta in internet.metadata() if meta.get("account")]
+    return accounts[-1]
 
 
 def test_calls_queued_before_analytics_loads_reach_pendo_once_in_order(shop: Shop) -> None:
@@ -75,8 +77,10 @@ def test_works_when_analytics_is_already_loaded(shop: Shop) -> None:
 
 
 def test_page_load_initializes_pendo_with_the_user_and_group_segment_remembers(shop: Shop) -> None:
-    shop.open(with_script=False, page_code="analytics.identify('user-7', {plan_tier: 'gold'});"
-              "analytics.group('acct-3', {seats: 12});")
+    shop.open(
+        with_script=False,
+        page_code="analytics.identify('user-7', {plan_tier: 'gold'});analytics.group('acct-3', {seats: 12});",
+    )
     shop.wait_for_segment()
     shop.page.wait_for_function("() => analytics.group().id() === 'acct-3'")
 

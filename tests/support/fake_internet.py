@@ -188,7 +188,9 @@ class FakeInternet:
             route.fulfill(json={})
 
 
-def wait_until(page: Page, condition: Callable[[], bool], *, timeout_ms: int = 10_000, flush_pendo: bool = True) -> None:
+def wait_until(
+    page: Page, condition: Callable[[], bool], *, timeout_ms: int = 10_000, flush_pendo: bool = True
+) -> None:
     """Poll until condition holds, asking the agent to send what it has batched in between."""
     deadline = time.monotonic() + timeout_ms / 1000
     while not condition():

@@ -9,9 +9,28 @@ from __future__ import annotations
 import json
 
 STUB_METHODS = [
-    "trackSubmit", "trackClick", "trackLink", "trackForm", "pageview", "identify", "reset", "group", "track",
-    "ready", "alias", "debug", "page", "screen", "once", "off", "on", "addSourceMiddleware",
-    "addIntegrationMiddleware", "setAnonymousId", "addDestinationMiddleware", "register",
+    "trackSubmit",
+    "trackClick",
+    "trackLink",
+    "trackForm",
+    "pageview",
+    "identify",
+    "reset",
+    "group",
+    "track",
+    "ready",
+    "alias",
+    "debug",
+    "page",
+    "screen",
+    "once",
+    "off",
+    "on",
+    "addSourceMiddleware",
+    "addIntegrationMiddleware",
+    "setAnonymousId",
+    "addDestinationMiddleware",
+    "register",
 ]
 
 

@@ -61,7 +61,9 @@ def _bundle(source_dir: Path, modules: list[Any], target: str, bundler: BundlerC
         return bundle_with_esbuild(binary, source_dir, modules, target)
     if bundler == "esbuild":
         raise BundleError("no esbuild binary found: run `npm ci`, put esbuild on PATH or set ESBUILD_BINARY_PATH")
-    return bundle_in_process(source_dir, modules)
+    return bundle_in_process(
+        source_dir, modules, reason="no esbuild binary found; run `npm ci` or set ESBUILD_BINARY_PATH"
+    )
 
 
 def _publish(files: dict[str, bytes], out_dir: Path) -> None:

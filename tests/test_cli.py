@@ -1,0 +1,128 @@
+"""The command line contract: outputs, exit codes, messages, and nothing written on failure."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import generator
+from generator.cli import main
+
+CONFIGS = Path(__file__).parent / "configs"
+OUTPUT_FILES = {"segment-pendo.min.js", "segment-pendo.js", "segment-pendo.min.js.map", "manifest.json"}
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "pendo.toml"
+    path.write_text(text)
+    return path
+
+
+def test_build_writes_the_four_files_and_a_manifest_describing_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert main(["build", "--config", str(CONFIGS / "minimal.toml"), "--out", str(out)]) == 0
+    assert {path.name for path in out.iterdir()} == OUTPUT_FILES
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["generator_version"] == generator.__version__
+    assert manifest["esbuild_version"] == "esbuild 0.28.2"
+    assert manifest["config_digest"].startswith("sha256-")
+    script = manifest["files"]["segment-pendo.min.js"]
+    assert script["bytes"] == (out / "segment-pendo.min.js").stat().st_size
+    assert 0 < script["gzip_bytes"] < script["bytes"]
+    assert script["sri"].startswith("sha384-")
+    printed = capsys.readouterr().out
+    assert f'integrity="{script["sri"]}"' in printed
+
+
+def test_bad_config_exits_1_names_every_problem_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, '[pendo]\napi_key = "k-1"\nregion = "us"\ncolor = "red"\n')
+    out = tmp_path / "out"
+    assert main(["build", "--config", str(config), "--out", str(out)]) == 1
+    assert not out.exists()
+    error = capsys.readouterr().err
+    assert error == (
+        f"error: {config}: 2 config problems:\n"
+        "  pendo.region: 'us' is not one of io, eu, us1, jp, au, gov\n"
+        "  pendo.color: unknown key; allowed keys here: api_key, region, content_host\n"
+    )
+
+
+def test_failed_build_leaves_an_existing_good_build_untouched(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["build", "--config", str(CONFIGS / "minimal.toml"), "--out", str(out)]) == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    bad = write_config(tmp_path, '[pendo]\napi_key = ""\n')
+    assert main(["build", "--config", str(bad), "--out", str(out)]) == 1
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+
+def test_bundler_failure_exits_1_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "esbuild"
+    broken.write_text("#!/bin/sh\necho 'boom: cannot bundle' >&2\nexit 3\n")
+    broken.chmod(broken.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("ESBUILD_BINARY_PATH", str(broken))
+    out = tmp_path / "out"
+    assert main(["build", "--config", str(CONFIGS / "minimal.toml"), "--out", str(out)]) == 1
+    assert not out.exists()
+    assert "esbuild failed (exit 3):\nboom: cannot bundle" in capsys.readouterr().err
+
+
+def test_forced_fallback_warns_that_the_output_is_not_minified(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert main(["build", "--config", str(CONFIGS / "minimal.toml"), "--out", str(out), "--bundler", "esbuild-py"]) == 0
+    assert "warning: bundled with the esbuild-py fallback" in capsys.readouterr().err
+    assert json.loads((out / "manifest.json").read_text())["esbuild_version"].startswith("esbuild-py")
+
+
+def test_check_validates_without_writing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--config", str(CONFIGS / "eu-cname.toml")]) == 0
+    assert "ok (agent https://pendo-static.example.com/agent/static/" in capsys.readouterr().out
+    assert main(["check", "--config", str(write_config(tmp_path, "[pendo]\n"))]) == 1
+    assert "pendo.api_key: is required but missing" in capsys.readouterr().err
+    assert {path.name for path in tmp_path.iterdir()} == {"pendo.toml"}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["build"], ["build", "--config", "x.toml"], ["check"], ["frobnicate"], ["build", "--out", "x", "--nope"]],
+)
+def test_usage_errors_exit_2(argv: list[str]) -> None:
+    assert main(argv) == 2
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["build", "--help"], ["check", "--help"], ["--version"]])
+def test_help_on_every_command(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 0
+    assert capsys.readouterr().out
+
+
+def test_python_dash_m_generator_runs_the_cli(tmp_path: Path) -> None:
+    process = subprocess.run(
+        [sys.executable, "-m", "generator", "check", "--config", str(tmp_path / "missing.toml")],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+        check=False,
+    )
+    assert process.returncode == 1
+    assert process.stderr.endswith("file not found; check the path passed to --config\n")
+    assert "Traceback" not in process.stderr
+
+
+def test_library_build_returns_the_manifest(tmp_path: Path) -> None:
+    manifest = generator.build(CONFIGS / "eu-cname.toml", tmp_path / "lib-out")
+    assert set(manifest["files"]) == OUTPUT_FILES - {"manifest.json"}
+    assert json.loads((tmp_path / "lib-out" / "manifest.json").read_text()) == manifest
