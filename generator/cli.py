@@ -63,6 +63,20 @@ def _make_parser() -> argparse.ArgumentParser:
     )
     _add_config_argument(check)
     check.set_defaults(run=_run_check)
+
+    serve = commands.add_parser(
+        "serve",
+        help="build and serve the demo page on localhost",
+        description=(
+            "Build the script for --config and serve site_demo/ with local copies of analytics.js and the Pendo "
+            "agent; rebuilds when the config or a template changes. Nothing is fetched from the internet."
+        ),
+    )
+    _add_config_argument(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0 picks one)")
+    serve.add_argument("--open", action="store_true", help="open the page in the default browser")
+    serve.set_defaults(run=_run_serve)
     return parser
 
 
@@ -85,6 +99,25 @@ def _run_check(arguments: argparse.Namespace) -> int:
 
     config = load_config(arguments.config)
     print(f"{arguments.config}: ok (agent {config.pendo.agent_url})")
+    return EXIT_OK
+
+
+def _run_serve(arguments: argparse.Namespace) -> int:
+    import webbrowser  # noqa: PLC0415
+
+    from generator.demo.server import make_server  # noqa: PLC0415
+
+    server = make_server(arguments.config, host=arguments.host, port=arguments.port)
+    url = f"http://{arguments.host}:{server.server_address[1]}/"
+    print(f"serving the demo for {arguments.config} at {url} (Ctrl-C to stop)", flush=True)
+    if arguments.open:
+        webbrowser.open(url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
     return EXIT_OK
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import time
@@ -14,13 +13,12 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import BrowserContext, Page, Route
 
+from generator.demo import local_agent as pendo_agent
+from generator.demo.beacons import TRANSPARENT_GIF, jzb_payloads
 from generator.paths import NODE_MODULES
-from tests.support import pendo_agent
-from tests.support.beacons import jzb_payloads
 
 SITE = "https://shop.example"
 ANALYTICS_NEXT = NODE_MODULES / "@segment" / "analytics-next" / "dist" / "umd"
-_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 _AGENT_PATH = re.compile(r"^/agent/static/([^/]+)/pendo\.js$")
 _SEGMENT_LOADER = re.compile(r"^/analytics\.js/v1/([^/]+)/analytics\.min\.js$")
 _SEGMENT_SETTINGS = re.compile(r"^/v1/projects/([^/]+)/settings$")
@@ -183,7 +181,7 @@ class FakeInternet:
         endpoint = urlsplit(request.url).path.split("/")[2]
         self.pendo_requests.append(PendoRequest(request.url, endpoint, jzb_payloads(request.url, request.post_data)))
         if endpoint.endswith(".gif"):
-            route.fulfill(body=_GIF, content_type="image/gif")
+            route.fulfill(body=TRANSPARENT_GIF, content_type="image/gif")
         else:
             route.fulfill(json={})
 

@@ -9,10 +9,11 @@ from typing import Any
 
 from playwright.sync_api import Page
 
+from generator.paths import PROJECT_ROOT
 from tests.support.fake_internet import FakeInternet, wait_until
-from tests.support.segment_snippet import segment_snippet
 
 SCRIPT_PATH = "/js/segment-pendo.min.js"
+SNIPPET = PROJECT_ROOT / "site_demo" / "segment-snippet.js"
 
 
 @dataclass
@@ -38,7 +39,10 @@ class Shop:
     ) -> None:
         """Load a page: snippet, then the script (or the other way round), then the page's own code."""
         script_url = self.internet.serve_file(SCRIPT_PATH, self.script)
-        snippet = f"<script>{segment_snippet(self.internet.write_key)}</script>" if with_snippet else ""
+        snippet_url = self.internet.serve_file("/js/segment-snippet.js", SNIPPET)
+        snippet = (
+            f'<script src="{snippet_url}" data-write-key="{self.internet.write_key}"></script>' if with_snippet else ""
+        )
         tag = f'<script src="{script_url}"></script>' if with_script else ""
         head = tag + snippet if script_before_snippet else snippet + tag
         code = f"<script>{page_code}</script>" if page_code else ""

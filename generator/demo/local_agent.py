@@ -37,19 +37,20 @@ def _agent_module() -> str:
     text = path.read_text(encoding="utf-8")
     stripped, count = _EXPORT_LINE.subn("\n", text)
     if count != 1:
-        raise ValueError("pendo.module.js no longer ends in one export line; update tests/support/pendo_agent.py")
+        raise ValueError("pendo.module.js no longer ends in one export line; update generator/demo/local_agent.py")
     return stripped
 
 
 @functools.cache
-def agent_script(api_key: str, region: str = "io") -> str:
-    """pendo.js as the CDN would serve it for this subscription."""
+def agent_script(api_key: str, region: str = "io", data_origin: str | None = None) -> str:
+    """pendo.js as the CDN would serve it for this subscription; data_origin replaces the region's data host."""
     table = servers()
+    server = data_origin or table["data"][region]
     config = {
         "apiKey": api_key,
         "env": table["ENV"][region],
-        "server": table["data"][region],
-        "designerServer": table["data"][region],
+        "server": server,
+        "designerServer": server,
         "assetHost": table["assetHost"][region],
     }
     return f"(function () {{\n{_agent_module()}\nloadAgent({json.dumps(config)});\n}})();\n"

@@ -1,0 +1,191 @@
+"""`python -m generator serve`: the demo site on loopback, with local stand-ins for Segment and Pendo.
+
+The page loads the real analytics.js 2.0 and the real Pendo agent from this server, never from the
+internet: analytics.js is pointed here through the snippet's CDN setting and Segment's settings,
+and the agent is served with this server as its data host. What the agent sends is decoded and
+shown on the page. The script is rebuilt when the config, a template or a static module changes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from generator.config_loader import load_config
+from generator.demo import local_agent
+from generator.demo.beacons import TRANSPARENT_GIF, jzb_payloads
+from generator.errors import GeneratorError
+from generator.paths import NODE_MODULES, PROJECT_ROOT, STATIC_DIR, TEMPLATES_DIR
+from generator.pipeline import build
+
+SITE_DIR = PROJECT_ROOT / "site_demo"
+ANALYTICS_NEXT = NODE_MODULES / "@segment" / "analytics-next" / "dist" / "umd"
+DEMO_WRITE_KEY = "demo_write_key"
+_SITE_FILES = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/demo.js": ("demo.js", "application/javascript"),
+    "/demo.css": ("demo.css", "text/css"),
+    "/segment-snippet.js": ("segment-snippet.js", "application/javascript"),
+}
+_AGENT = re.compile(r"^/agent/static/([^/]+)/pendo\.js$")
+MAX_LOG_ENTRIES = 2_000
+
+
+@dataclass
+class DemoState:
+    """The config being served, its latest build, and everything Segment and Pendo received."""
+
+    config_path: Path
+    build_dir: Path
+    origin: str = ""
+    manifest: dict[str, Any] = field(default_factory=dict)
+    build_error: str | None = None
+    log: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _fingerprint: tuple[float, ...] = ()
+
+    def rebuild_if_changed(self) -> None:
+        """Build again when the config or a template/static file changed; keep the last good build on error."""
+        watched = [self.config_path, *TEMPLATES_DIR.iterdir(), *STATIC_DIR.iterdir()]
+        fingerprint = tuple(path.stat().st_mtime_ns if path.exists() else 0 for path in watched)
+        with self.lock:
+            if fingerprint == self._fingerprint:
+                return
+            self._fingerprint = fingerprint
+            try:
+                self.manifest = build(self.config_path, self.build_dir)
+                self.build_error = None
+            except GeneratorError as error:
+                self.build_error = str(error)
+
+    def record(self, source: str, entry: dict[str, Any]) -> None:
+        """Append one received request to the log the page polls."""
+        with self.lock:
+            self.log.append({"seq": len(self.log), "source": source, **entry})
+            del self.log[: max(0, len(self.log) - MAX_LOG_ENTRIES)]
+
+
+def make_server(config_path: Path, *, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
+    """A demo server bound to host:port (port 0 picks a free one); call serve_forever() on it."""
+    state = DemoState(config_path=config_path, build_dir=SITE_DIR / "build")
+    state.rebuild_if_changed()
+    if state.build_error:
+        raise GeneratorError(state.build_error)
+    server = ThreadingHTTPServer((host, port), _handler_for(state))
+    state.origin = f"http://{host}:{server.server_address[1]}"
+    return server
+
+
+def _handler_for(state: DemoState) -> type[BaseHTTPRequestHandler]:
+    class DemoHandler(BaseHTTPRequestHandler):
+        server_version = "segment-pendo-demo"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Keep the terminal for build messages."""
+
+        def do_GET(self) -> None:
+            self._dispatch(None)
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self._dispatch(self.rfile.read(min(length, 5_000_000)).decode("utf-8", "replace"))
+
+        def _dispatch(self, body: str | None) -> None:
+            parts = urlsplit(self.path)
+            path = parts.path
+            if path in _SITE_FILES:
+                self._site_file(path)
+            elif path == "/favicon.ico":
+                self._send(204, b"", "image/x-icon")
+            elif path.startswith("/build/"):
+                self._send_file(state.build_dir / Path(path).name, "application/javascript")
+            elif path == "/demo/state":
+                self._demo_state(int(parse_qs(parts.query).get("since", ["0"])[0]))
+            elif path.startswith("/segment-cdn/"):
+                self._segment_cdn(path.removeprefix("/segment-cdn"))
+            elif path.startswith("/segment-api/"):
+                state.record("segment", {"endpoint": path.rsplit("/", 1)[-1], "event": _json_or_none(body)})
+                self._send(200, b'{"success":true}', "application/json")
+            elif match := _AGENT.match(path):
+                self._agent(match.group(1))
+            elif path.startswith("/data/"):
+                self._pendo_data(path.split("/")[2], body)
+            else:
+                self._send(404, b"not found", "text/plain")
+
+        def _site_file(self, path: str) -> None:
+            if path == "/":
+                state.rebuild_if_changed()
+            name, content_type = _SITE_FILES[path]
+            self._send(200, (SITE_DIR / name).read_bytes(), content_type)
+
+        def _demo_state(self, since: int) -> None:
+            with state.lock:
+                payload = {
+                    "config": str(state.config_path),
+                    "manifest": state.manifest,
+                    "buildError": state.build_error,
+                    "writeKey": DEMO_WRITE_KEY,
+                    "log": [entry for entry in state.log if entry["seq"] >= since],
+                }
+            self._send(200, json.dumps(payload).encode(), "application/json")
+
+        def _agent(self, api_key: str) -> None:
+            # The page names the key "current": the one in the config being served.
+            if api_key == "current":
+                api_key = load_config(state.config_path).pendo.api_key
+            script = local_agent.agent_script(api_key, "io", state.origin)
+            self._send(200, script.encode(), "application/javascript")
+
+        def _pendo_data(self, endpoint: str, body: str | None) -> None:
+            state.record("pendo", {"endpoint": endpoint, "payloads": jzb_payloads(self.path, body)})
+            if endpoint.endswith(".gif"):
+                self._send(200, TRANSPARENT_GIF, "image/gif")
+            else:
+                self._send(200, b"{}", "application/json")
+
+        def _segment_cdn(self, path: str) -> None:
+            if re.match(r"^/analytics\.js/v1/[^/]+/analytics\.min\.js$", path):
+                self._send_file(ANALYTICS_NEXT / "standalone.js", "application/javascript")
+            elif re.match(r"^/v1/projects/[^/]+/settings$", path):
+                api_host = f"{urlsplit(state.origin).netloc}/segment-api/v1"
+                settings = {
+                    "integrations": {"Segment.io": {"apiKey": DEMO_WRITE_KEY, "apiHost": api_host, "protocol": "http"}},
+                    "plan": {"track": {"__default": {"enabled": True, "integrations": {}}}},
+                    "metrics": {"sampleRate": 0},
+                    "remotePlugins": [],
+                }
+                self._send(200, json.dumps(settings).encode(), "application/json")
+            elif path.startswith("/analytics-next/bundles/"):
+                self._send_file(ANALYTICS_NEXT / Path(path).name, "application/javascript")
+            else:
+                self._send(404, b"not found", "text/plain")
+
+        def _send_file(self, path: Path, content_type: str) -> None:
+            if path.is_file():
+                self._send(200, path.read_bytes(), content_type)
+            else:
+                self._send(404, b"not found", "text/plain")
+
+        def _send(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+    return DemoHandler
+
+
+def _json_or_none(body: str | None) -> Any:
+    try:
+        return json.loads(body) if body else None
+    except json.JSONDecodeError:
+        return None
