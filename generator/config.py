@@ -6,15 +6,19 @@ Names mirror the settings of Segment's Pendo Web (Actions) destination, in snake
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from generator.actions import ACTIONS, PRESET_ACTIONS, ActionName
+from generator.fql import FqlError, parse_fql
+from generator.mapping import MappingError, check_mapping
 from generator.regions import CDN_HOSTS, Region, agent_url
 
 _API_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST = re.compile(rf"^{_HOST_LABEL}(?:\.{_HOST_LABEL})*(?::[0-9]{{1,5}})?$")
+_JS_IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")
 
 Target = Literal[
     "es2015", "es2016", "es2017", "es2018", "es2019", "es2020", "es2021", "es2022", "es2023", "es2024", "esnext"
@@ -27,6 +31,66 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+class GuideOptions(StrictModel):
+    """`[pendo.options.guides]`."""
+
+    disabled: bool | None = Field(default=None, description="load no guides")
+    delay: bool | None = Field(default=None, description="wait for pendo.startGuides() before showing guides")
+    timeout: int | None = Field(default=None, ge=0, description="milliseconds to wait for guides to load")
+
+
+class AnalyticsOptions(StrictModel):
+    """`[pendo.options.analytics]`."""
+
+    excludeEvents: list[str] | None = Field(default=None, description="agent event types not to send, e.g. click")
+
+
+class AgentOptions(StrictModel):
+    """`[pendo.options]`: options passed to pendo.initialize, under the agent's own names."""
+
+    excludeAllText: bool | None = Field(default=None, description="send no element text with clicks")
+    allowedText: list[str] | None = Field(default=None, description="texts still sent when excludeAllText is on")
+    excludeNonGuideAnalytics: bool | None = Field(default=None, description="send only guide analytics")
+    disableCookies: bool | None = Field(default=None, description="keep identity in memory only")
+    disablePersistence: bool | None = Field(default=None, description="store nothing in cookies or storage")
+    localStorageOnly: bool | None = Field(default=None, description="use localStorage instead of cookies")
+    cookieDomain: str | None = Field(default=None, description="domain for Pendo's cookies, e.g. .example.com")
+    dataHost: str | None = Field(default=None, description="your CNAME host for Pendo's data")
+    contentHost: str | None = Field(default=None, description="your CNAME host for guide content")
+    assetHost: str | None = Field(default=None, description="host for the agent's assets")
+    forceAnonymous: bool | None = Field(default=None, description="track every visitor as anonymous")
+    initializeImmediately: bool | None = Field(default=None, description="start before the page has loaded")
+    identityStorageSuffix: str | None = Field(default=None, description="suffix of Pendo's storage keys")
+    identityStorageLifetime: int | None = Field(default=None, ge=0, description="identity lifetime in ms")
+    additionalApiKeys: list[str] | None = Field(default=None, description="more subscriptions to send to")
+    queryStringWhitelist: list[str] | None = Field(default=None, description="query parameters kept in URLs")
+    ignoreHashRouting: bool | None = Field(default=None, description="ignore #fragments when tracking pages")
+    disableDesigner: bool | None = Field(default=None, description="never launch the Visual Design Studio")
+    disableFeedback: bool | None = Field(default=None, description="turn Pendo Feedback off")
+    preventCodeInjection: bool | None = Field(default=None, description="load no code from guides")
+    observeShadowRoots: bool | None = Field(default=None, description="track elements inside shadow DOM")
+    sendEventsWithPostOnly: bool | None = Field(default=None, description="send data with POST, never GET")
+    frameIdentitySync: bool | None = Field(default=None, description="share identity with iframes")
+    inlineStyleNonce: str | None = Field(default=None, description="CSP nonce for the agent's inline styles")
+    guides: GuideOptions | None = Field(default=None, description="the [pendo.options.guides] table")
+    analytics: AnalyticsOptions | None = Field(default=None, description="the [pendo.options.analytics] table")
+    extra: dict[str, Any] = Field(
+        default_factory=dict, description="options this version does not know, passed to the agent as they are"
+    )
+
+    @model_validator(mode="after")
+    def _extra_does_not_shadow(self) -> AgentOptions:
+        clashes = sorted(set(self.extra) & set(type(self).model_fields))
+        if clashes:
+            raise ValueError(f"extra repeats known option(s) {', '.join(clashes)}; set them directly instead")
+        return self
+
+    def for_agent(self) -> dict[str, Any]:
+        """The options object handed to pendo.initialize."""
+        options = self.model_dump(exclude_none=True, exclude={"extra"})
+        return {**options, **self.extra}
+
+
 class PendoSettings(StrictModel):
     """`[pendo]`: which subscription to send to and where its agent is served from."""
 
@@ -36,6 +100,7 @@ class PendoSettings(StrictModel):
         default=None,
         description="your CNAME host for Pendo's agent and content, e.g. pendo-static.example.com",
     )
+    options: AgentOptions = Field(default_factory=AgentOptions, description="the [pendo.options] table")
 
     @field_validator("api_key")
     @classmethod
@@ -81,10 +146,156 @@ class BuildSettings(StrictModel):
     """`[build]`: how the script is bundled."""
 
     target: Target = Field(default="es2017", description="the oldest JavaScript version the script must run on")
+    debug: bool = Field(
+        default=False, description="log every decision to the console (absent from the output when off)"
+    )
+
+
+class KeyFilter(StrictModel):
+    """Which keys of an object reach Pendo: `allow` keeps only those listed, `deny` drops those listed."""
+
+    allow: list[str] | None = Field(default=None, description="keep only these keys")
+    deny: list[str] = Field(default_factory=list, description="drop these keys, e.g. email")
+
+
+class NameFilter(StrictModel):
+    """Which event names a subscription takes: `allow` takes only those listed, `deny` skips those listed."""
+
+    allow: list[str] | None = Field(default=None, description="take only these event names")
+    deny: list[str] = Field(default_factory=list, description="skip these event names")
+
+
+class Subscription(StrictModel):
+    """`[[subscriptions]]`: when an event matches `subscribe`, map it with `mapping` and call Pendo."""
+
+    action: ActionName = Field(description="what to call in Pendo: identify, group, track or page")
+    name: str | None = Field(default=None, description="a label shown in debug logs")
+    enabled: bool = Field(default=True, description="false keeps the subscription in the file but out of the script")
+    subscribe: str | None = Field(default=None, description='which events, in FQL, e.g. type = "track"')
+    mapping: dict[str, Any] = Field(default_factory=dict, description="Pendo field = Segment field or directive")
+    events: NameFilter | None = Field(default=None, description="event names to take or skip (track and page)")
+    keys: KeyFilter = Field(default_factory=KeyFilter, description="which metadata keys reach Pendo")
+    account_traits: bool = Field(
+        default=False, description="identify only: send the remembered group traits with the account id"
+    )
+
+    @field_validator("subscribe")
+    @classmethod
+    def _parse_subscribe(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_fql(value)
+            except FqlError as error:
+                raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("mapping")
+    @classmethod
+    def _check_mapping(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        action = info.data.get("action")
+        problems: list[str] = []
+        for field_name, field_mapping in value.items():
+            field = ACTIONS[action].field(field_name) if action else None
+            if action and field is None:
+                allowed = ", ".join(spec_field.name for spec_field in ACTIONS[action].fields)
+                problems.append(f"{field_name}: {action} has no such field; its fields are {allowed}")
+                continue
+            try:
+                check_mapping(field_mapping, field_name)
+            except MappingError as error:
+                problems.append(str(error))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @model_validator(mode="after")
+    def _check_against_action(self) -> Subscription:
+        if self.events is not None and self.action not in ("track", "page"):
+            raise ValueError(f"events filters names of track and page events; remove it from this {self.action}")
+        if self.account_traits and self.action != "identify":
+            raise ValueError("account_traits applies to identify subscriptions only")
+        return self
+
+    @property
+    def label(self) -> str:
+        """The name, else the preset's name for the action."""
+        return self.name or ACTIONS[self.action].preset_name
+
+    @property
+    def fql(self) -> str:
+        """The subscription in FQL, the action's default when none is given."""
+        return self.subscribe if self.subscribe is not None else ACTIONS[self.action].default_subscribe
+
+    def field_mapping(self, field_name: str) -> Any:
+        """The mapping for one Pendo field: the configured one, else the preset's."""
+        if field_name in self.mapping:
+            return self.mapping[field_name]
+        field = ACTIONS[self.action].field(field_name)
+        return field.default if field else None
+
+
+def default_subscriptions() -> list[Subscription]:
+    """Segment's three presets: track, identify and group, each with its default mapping."""
+    return [Subscription(action=action) for action in PRESET_ACTIONS]
+
+
+class OnLoadSettings(StrictModel):
+    """`[on_load]`: what pendo.initialize is given when the page loads."""
+
+    visitor_id: Literal["user_id", "user_id_or_anonymous", "anonymous", "none"] = Field(
+        default="user_id_or_anonymous",
+        description="the visitor id at load: Segment's userId, else _PENDO_T_ + anonymousId, or as chosen",
+    )
+    user_traits: bool = Field(default=True, description="send the remembered user traits as visitor metadata")
+    group: bool = Field(default=True, description="send the remembered group id and traits as the account")
+    visitor_keys: KeyFilter = Field(default_factory=KeyFilter, description="which user traits reach Pendo at load")
+    account_keys: KeyFilter = Field(default_factory=KeyFilter, description="which group traits reach Pendo at load")
+
+
+class LogoutSettings(StrictModel):
+    """`[logout]`: what analytics.reset() does to Pendo."""
+
+    clear_session: bool = Field(default=True, description="call pendo.clearSession() on analytics.reset()")
+
+
+class ConsentSettings(StrictModel):
+    """`[consent]`: Segment consent categories that must all be granted before Pendo loads or hears anything."""
+
+    categories: list[str] = Field(default_factory=list, description='e.g. ["analytics"]; empty means no gate')
+
+
+class SourceSettings(StrictModel):
+    """`[source]`: which analytics client on the page to listen to."""
+
+    client: Literal["segment", "rudderstack"] = Field(
+        default="segment", description="segment (analytics.js 1.0/2.0) or rudderstack (rudderanalytics)"
+    )
+    global_key: str | None = Field(
+        default=None, description="the client's global; analytics / rudderanalytics unless the snippet changed it"
+    )
+
+    @field_validator("global_key")
+    @classmethod
+    def _check_global_key(cls, value: str | None) -> str | None:
+        if value is not None and not _JS_IDENTIFIER.match(value):
+            raise ValueError(f"{value!r} is not a JavaScript global name (letters, digits, _ and $)")
+        return value
+
+    @property
+    def resolved_global_key(self) -> str:
+        """The global to look for."""
+        return self.global_key or ("analytics" if self.client == "segment" else "rudderanalytics")
 
 
 class Config(StrictModel):
     """The whole config file."""
 
     pendo: PendoSettings = Field(description="the [pendo] table")
+    source: SourceSettings = Field(default_factory=SourceSettings, description="the [source] table")
+    on_load: OnLoadSettings = Field(default_factory=OnLoadSettings, description="the [on_load] table")
+    subscriptions: list[Subscription] = Field(
+        default_factory=default_subscriptions, description="[[subscriptions]]; Segment's three presets by default"
+    )
+    logout: LogoutSettings = Field(default_factory=LogoutSettings, description="the [logout] table")
+    consent: ConsentSettings = Field(default_factory=ConsentSettings, description="the [consent] table")
     build: BuildSettings = Field(default_factory=BuildSettings, description="the [build] table")

@@ -8,7 +8,7 @@ import json
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -127,14 +127,31 @@ def _field_help(loc: tuple[int | str, ...]) -> str:
 
 
 def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The config table a location points into, following list items and optional tables."""
     model: type[BaseModel] = Config
-    for part in loc:
-        field = model.model_fields.get(str(part))
-        annotation = field.annotation if field else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+    parts = list(loc)
+    while parts:
+        field = model.model_fields.get(str(parts.pop(0)))
+        found = _table_type(field.annotation if field else None)
+        if found is None:
             return None
-        model = annotation
+        model, is_list = found
+        if is_list:
+            if not parts or not isinstance(parts[0], int):
+                return None
+            parts.pop(0)
     return model
+
+
+def _table_type(annotation: Any) -> tuple[type[BaseModel], bool] | None:
+    """The model behind `Model`, `Model | None` or `list[Model]`, and whether it is a list."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    is_list = get_origin(annotation) is list
+    for argument in get_args(annotation):
+        if isinstance(argument, type) and issubclass(argument, BaseModel):
+            return argument, is_list
+    return None
 
 
 def _type_name(value: object) -> str:

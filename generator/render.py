@@ -10,6 +10,7 @@ from typing import Any
 
 import jinja2
 
+from generator.compiler import compile_config
 from generator.config import Config
 from generator.errors import RenderError
 from generator.paths import STATIC_DIR, TEMPLATES_DIR
@@ -41,26 +42,36 @@ def make_environment() -> jinja2.Environment:
     return environment
 
 
+CONFIG_TEMPLATE = "config.js.jinja"
+
+
 def runtime_settings(config: Config) -> dict[str, Any]:
     """The config values the browser needs; they reach JavaScript only through config.js.jinja."""
     return {
         "agentUrl": config.pendo.agent_url,
-        "segmentGlobalKey": "analytics",
+        "globalKey": config.source.resolved_global_key,
+        "agentOptions": config.pendo.options.for_agent(),
+        "consentCategories": config.consent.categories,
     }
+
+
+def _render_order(template_path: Path) -> tuple[bool, str]:
+    # config.js renders last: the other templates add to the literal table it writes out.
+    return template_path.name == CONFIG_TEMPLATE, template_path.name
 
 
 def render_modules(config: Config) -> dict[str, str]:
     """Render every template to JavaScript text, keyed by output module name."""
     environment = make_environment()
-    context = {"config": config, "runtime": runtime_settings(config)}
+    context = {"config": config, "runtime": runtime_settings(config), "compiled": compile_config(config)}
     rendered: dict[str, str] = {}
-    for template_path in sorted(TEMPLATES_DIR.glob(f"*{TEMPLATE_SUFFIX}")):
+    for template_path in sorted(TEMPLATES_DIR.glob(f"*{TEMPLATE_SUFFIX}"), key=_render_order):
         module_name = template_path.name.removesuffix(".jinja")
         try:
             rendered[module_name] = environment.get_template(template_path.name).render(context)
         except jinja2.TemplateError as error:
             raise RenderError(f"templates/{template_path.name}: {error}") from error
-    return rendered
+    return dict(sorted(rendered.items()))
 
 
 def render(config: Config, destination: Path) -> list[RenderedModule]:

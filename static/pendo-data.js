@@ -36,12 +36,16 @@ export function metadataWithId(traits, id) {
   return metadata;
 }
 
-export function firstPendoId() {
-  for (let index = 0; index < arguments.length; index += 1) {
-    const id = asPendoId(arguments[index]);
-    if (id !== null) {
-      return id;
-    }
+// A copy of an object's own keys, kept by allow (a list, or null for all) and dropped by deny.
+export function filterKeys(source, allow, deny) {
+  const kept = {};
+  if (!isPlainObject(source)) {
+    return kept;
   }
-  return null;
+  Object.keys(source).forEach(function (key) {
+    if (key !== '__proto__' && (allow === null || allow.indexOf(key) !== -1) && deny.indexOf(key) === -1) {
+      kept[key] = source[key];
+    }
+  });
+  return kept;
 }

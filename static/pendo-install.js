@@ -58,3 +58,24 @@ export function injectAgentScript(doc, url) {
     (doc.head || doc.documentElement).appendChild(script);
   }
 }
+
+export function pendoIsInitialized(pendo) {
+  try {
+    return typeof pendo.isReady === 'function' && pendo.isReady() === true;
+  } catch (error) {
+    return false;
+  }
+}
+
+export function initializeIsQueued(pendo) {
+  const queue = pendo._q;
+  if (!Array.isArray(queue)) {
+    return false;
+  }
+  for (let index = 0; index < queue.length; index += 1) {
+    if (Array.isArray(queue[index]) && queue[index][0] === 'initialize') {
+      return true;
+    }
+  }
+  return false;
+}

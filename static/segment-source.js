@@ -1,14 +1,14 @@
-// How long to keep looking for the Segment client when this script runs before the snippet.
+// How long to keep looking for the analytics client when this script runs before its snippet.
 const LOOKUP_INTERVAL_MS = 250;
 const LOOKUP_ATTEMPTS = 40;
 
-export function whenSegmentAppears(win, globalKey, connect) {
+export function whenClientAppears(win, globalKey, connect) {
   let attempts = 0;
   function lookUp() {
-    const analytics = win[globalKey];
-    if (analytics && typeof analytics.addSourceMiddleware === 'function') {
+    const client = win[globalKey];
+    if (client && typeof client.addSourceMiddleware === 'function') {
       try {
-        connect(analytics);
+        connect(client);
       } catch (error) {
         // A timer callback's exception would surface in the page.
       }
@@ -23,8 +23,8 @@ export function whenSegmentAppears(win, globalKey, connect) {
 // A source middleware sees every event exactly once, with the full Segment payload, whether it
 // was made before analytics.js loaded (the snippet's queue) or after; the snippet queues this
 // registration like any other call, and analytics.js applies it before replaying the queue.
-export function subscribeToEvents(analytics, onEvent) {
-  analytics.addSourceMiddleware(function (middleware) {
+export function subscribeToEvents(client, onEvent) {
+  client.addSourceMiddleware(function (middleware) {
     try {
       onEvent(middleware.payload.obj);
     } catch (error) {
@@ -34,13 +34,25 @@ export function subscribeToEvents(analytics, onEvent) {
   });
 }
 
-export function isLoadedClient(analytics) {
-  return !!analytics && !Array.isArray(analytics) && typeof analytics.user === 'function';
+// analytics.js 2.0 emits "reset" after analytics.reset() has cleared the user.
+export function onReset(client, handler) {
+  client.on('reset', function () {
+    try {
+      handler();
+    } catch (error) {
+      // Never into the page.
+    }
+  });
 }
 
-export function readStoredIdentity(analytics) {
-  const user = analytics.user();
-  const group = typeof analytics.group === 'function' ? analytics.group() : null;
+export function loadedClient(win, globalKey) {
+  const client = win[globalKey];
+  return !!client && !Array.isArray(client) && typeof client.user === 'function' ? client : null;
+}
+
+export function readStoredIdentity(client) {
+  const user = client.user();
+  const group = typeof client.group === 'function' ? client.group() : null;
   return {
     userId: user.id(),
     anonymousId: user.anonymousId(),

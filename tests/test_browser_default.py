@@ -24,8 +24,11 @@ def shop(request: pytest.FixtureRequest, build_script: BuildScript, shop_factory
 
 
 def latest_visitor_metadata(internet: FakeInternet) -> dict[str, Any]:
-    visitors: list[dict[str, Any]] = [meta["visitor"] for meta in internet.metadata() if "visitor" in meta]
-    return visitors[-1]
+    """The visitor's metadata as Pendo holds it: every metadata event's fields, later ones winning."""
+    merged: dict[str, Any] = {}
+    for meta in internet.metadata():
+        merged.update(meta.get("visitor") or {})
+    return merged
 
 
 def latest_account_metadata(internet: FakeInternet) -> dict[str, Any]:

@@ -81,11 +81,14 @@ def test_content_host_accepts_a_host_with_optional_scheme_and_trailing_slash(giv
         ),
         (
             {"pendo": {"api_key": KEY, "regoin": "eu"}},
-            ["pendo.regoin: unknown key; did you mean 'region'? allowed keys here: api_key, region, content_host"],
+            [
+                "pendo.regoin: unknown key; did you mean 'region'? allowed keys here: api_key, region, content_host, "
+                "options"
+            ],
         ),
         (
             {"pendo": {"api_key": KEY}, "segment": {}},
-            ["segment: unknown key; allowed keys here: pendo, build"],
+            ["segment: unknown key; allowed keys here: pendo, source, on_load, subscriptions, logout, consent, build"],
         ),
         (
             {"pendo": {"api_key": KEY, "content_host": "javascript:alert(1)"}},

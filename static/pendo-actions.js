@@ -1,0 +1,57 @@
+// What each action sends to Pendo, given the fields its subscription's mapping produced.
+// Each returns one Pendo call as [method, ...arguments], or null when there is nothing to send.
+import { asPendoId, filterKeys, isPlainObject, metadataWithId, visitorIdFor } from './pendo-data.js';
+
+function currentVisitorId(event, stored) {
+  return visitorIdFor(event.userId || stored.userId, event.anonymousId || stored.anonymousId);
+}
+
+export function identifyCall(event, stored, mapped, allowKeys, denyKeys, withAccountTraits) {
+  const visitorId = asPendoId(mapped.visitorId) || currentVisitorId(event, stored);
+  if (visitorId === null) {
+    return null;
+  }
+  const identity = { visitor: metadataWithId(filterKeys(mapped.visitorData, allowKeys, denyKeys), visitorId) };
+  const accountId = asPendoId(mapped.accountId) || asPendoId(stored.groupId);
+  if (accountId !== null) {
+    identity.account = withAccountTraits && accountId === asPendoId(stored.groupId)
+      ? metadataWithId(stored.groupTraits, accountId)
+      : { id: accountId };
+  }
+  return ['identify', identity];
+}
+
+export function groupCall(event, stored, mapped, allowKeys, denyKeys, parentKeyInAccountData) {
+  const accountId = asPendoId(mapped.accountId);
+  if (accountId === null) {
+    return null;
+  }
+  let accountData = filterKeys(mapped.accountData, allowKeys, denyKeys);
+  const parent = mapped.parentAccountData;
+  const hasParent = isPlainObject(parent) && asPendoId(parent.id) !== null;
+  if (hasParent && parentKeyInAccountData !== null) {
+    accountData = filterKeys(accountData, null, [parentKeyInAccountData]);
+  }
+  const identity = { account: metadataWithId(accountData, accountId) };
+  const visitorId = asPendoId(mapped.visitorId) || currentVisitorId(event, stored);
+  if (visitorId !== null) {
+    identity.visitor = { id: visitorId };
+  }
+  if (hasParent) {
+    identity.parentAccount = metadataWithId(parent, asPendoId(parent.id));
+  }
+  return ['identify', identity];
+}
+
+export function trackCall(mapped, allowKeys, denyKeys) {
+  const name = mapped.event;
+  // The agent drops a track call without a non-empty string name.
+  if (typeof name !== 'string' || name.trim() === '') {
+    return null;
+  }
+  return ['track', name, filterKeys(mapped.metadata, allowKeys, denyKeys)];
+}
+
+export function pageCall(mapped) {
+  return typeof mapped.url === 'string' && mapped.url !== '' ? ['pageLoad', mapped.url] : null;
+}
