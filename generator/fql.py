@@ -346,14 +346,15 @@ def evaluate_fql(node: Node, event: Any) -> bool:
     if kind in ("order", "number"):
         if not _is_number(actual):
             return False
-        return {
+        outcomes: dict[str, bool] = {
             "<": actual < expected,
             "<=": actual <= expected,
             ">": actual > expected,
             ">=": actual >= expected,
             "=": actual == expected,
             "!=": actual != expected,
-        }[node.operator]
+        }
+        return outcomes[node.operator]
     same = _strictly_equal(actual, expected)
     return not same if node.operator == "!=" else same
 

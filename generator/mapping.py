@@ -111,6 +111,10 @@ def _check_template_directive(argument: Any, where: str) -> None:
     if not isinstance(argument, str):
         raise MappingError(where, 'expects a string such as "{{traits.first}} {{traits.last}}"')
     for placeholder in _PLACEHOLDER.findall(argument):
+        if placeholder.startswith("$"):
+            raise MappingError(
+                where, f"write {{{{{placeholder.lstrip('$.')}}}}} without '$.': template paths start at the event"
+            )
         try:
             dotted_path(placeholder)
         except PathSyntaxError:
