@@ -6,7 +6,8 @@ export function whenClientAppears(win, globalKey, connect) {
   let attempts = 0;
   function lookUp() {
     const client = win[globalKey];
-    if (client && typeof client.addSourceMiddleware === 'function') {
+    if (client && (Array.isArray(client) || typeof client.register === 'function' ||
+        typeof client.addSourceMiddleware === 'function')) {
       try {
         connect(client);
       } catch (error) {
@@ -20,10 +21,50 @@ export function whenClientAppears(win, globalKey, connect) {
   lookUp();
 }
 
-// A source middleware sees every event exactly once, with the full Segment payload, whether it
-// was made before analytics.js loaded (the snippet's queue) or after; the snippet queues this
-// registration like any other call, and analytics.js applies it before replaying the queue.
+export const PLUGIN_NAME = 'Pendo Web (segment-pendo)';
+
+// A destination plugin sees each event once, after every source middleware (consent stamping
+// included) has run, and honours the integrations object like any destination. analytics.js 2.0
+// replays a queued registration before the calls queued with it; older snippets lack a register
+// stub, so the call is queued by hand in the same [method, ...args] form.
 export function subscribeToEvents(client, onEvent) {
+  function deliver(context) {
+    try {
+      onEvent(context.event);
+    } catch (error) {
+      // Nothing may reach the host page or Segment's own delivery.
+    }
+    return context;
+  }
+  const plugin = {
+    name: PLUGIN_NAME,
+    alternativeNames: ['Pendo', 'Pendo Web (Actions)'],
+    type: 'destination',
+    version: '1.0.0',
+    isLoaded: function () {
+      return true;
+    },
+    load: function () {
+      return Promise.resolve();
+    },
+    track: deliver,
+    identify: deliver,
+    group: deliver,
+    page: deliver,
+    screen: deliver,
+    alias: deliver,
+  };
+  if (Array.isArray(client)) {
+    client.push(['register', plugin]);
+  } else if (typeof client.register === 'function') {
+    Promise.resolve(client.register(plugin)).catch(function () {});
+  } else {
+    subscribeWithMiddleware(client, onEvent);
+  }
+}
+
+// analytics.js 1.0 has no plugins; its source middleware sees every event too.
+function subscribeWithMiddleware(client, onEvent) {
   client.addSourceMiddleware(function (middleware) {
     try {
       onEvent(middleware.payload.obj);

@@ -142,7 +142,7 @@ def test_agent_comes_from_the_region_cdn_or_the_cname_host(
 def test_the_script_adds_no_global_but_pendo(build_script: BuildScript, shop_factory: ShopFactory) -> None:
     shop = shop_factory(build_script())
     shop.internet.agent_behaviour = "hang"
-    shop.open(with_script=False)
+    shop.open(with_script=False, wait_until="domcontentloaded")
     shop.wait_for_segment()
     before = set(shop.run("() => Object.keys(window)"))
     shop.page.add_script_tag(url=shop.internet.serve_file("/late.js", shop.script))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from playwright.sync_api import Page
 
@@ -32,26 +32,35 @@ class Shop:
         self,
         *,
         page_code: str = "",
+        before_script: str = "",
+        head_html: str = "",
+        global_key: str = "analytics",
         with_snippet: bool = True,
         with_script: bool = True,
         script_before_snippet: bool = False,
         path: str = "/",
+        wait_until: Literal["load", "domcontentloaded"] = "load",
     ) -> None:
         """Load a page: snippet, then the script (or the other way round), then the page's own code."""
         script_url = self.internet.serve_file(SCRIPT_PATH, self.script)
         snippet_url = self.internet.serve_file("/js/segment-snippet.js", SNIPPET)
-        snippet = (
-            f'<script src="{snippet_url}" data-write-key="{self.internet.write_key}"></script>' if with_snippet else ""
-        )
+        snippet = ""
+        if with_snippet:
+            snippet = (
+                f'<script src="{snippet_url}" data-write-key="{self.internet.write_key}" '
+                f'data-global-key="{global_key}"></script>'
+            )
+        if before_script:
+            snippet += f"<script>{before_script}</script>"
         tag = f'<script src="{script_url}"></script>' if with_script else ""
-        head = tag + snippet if script_before_snippet else snippet + tag
+        head = head_html + (tag + snippet if script_before_snippet else snippet + tag)
         code = f"<script>{page_code}</script>" if page_code else ""
         html = f"<!doctype html><html><head><title>Shop</title>{head}{code}</head><body><h1>Shop</h1></body></html>"
-        self.page.goto(self.internet.serve(path, html))
+        self.page.goto(self.internet.serve(path, html), wait_until=wait_until)
 
-    def wait_for_segment(self) -> None:
+    def wait_for_segment(self, global_key: str = "analytics") -> None:
         """Until analytics.js 2.0 has loaded and replaced the snippet's stub."""
-        self.page.wait_for_function("() => window.analytics && window.analytics.initialized === true")
+        self.page.wait_for_function("(key) => window[key] && window[key].initialized === true", arg=global_key)
 
     def wait_for_pendo(self) -> None:
         """Until the real agent has loaded and been initialized."""
