@@ -64,6 +64,20 @@ def _make_parser() -> argparse.ArgumentParser:
     _add_config_argument(check)
     check.set_defaults(run=_run_check)
 
+    importer = commands.add_parser(
+        "import-segment",
+        help="turn a Pendo Web (Actions) destination's settings into a config",
+        description=(
+            "Read a Segment Pendo Web (Actions) destination's settings (JSON: apiKey, region, cnameContentHost, "
+            "disableUserTraitsOnLoad, disableGroupIdAndTraitsOnLoad, subscriptions) and write the equivalent "
+            "config. Nothing is written if any setting or subscription cannot be carried over."
+        ),
+    )
+    importer.add_argument("settings", type=Path, metavar="SETTINGS.json", help="the destination's settings")
+    importer.add_argument("--out", required=True, type=Path, metavar="PATH", help="the TOML config to write")
+    importer.add_argument("--force", action="store_true", help="replace --out if it exists")
+    importer.set_defaults(run=_run_import)
+
     serve = commands.add_parser(
         "serve",
         help="build and serve the demo page on localhost",
@@ -99,6 +113,14 @@ def _run_check(arguments: argparse.Namespace) -> int:
 
     config = load_config(arguments.config)
     print(f"{arguments.config}: ok (agent {config.pendo.agent_url})")
+    return EXIT_OK
+
+
+def _run_import(arguments: argparse.Namespace) -> int:
+    from generator.segment_import import import_segment_settings  # noqa: PLC0415
+
+    import_segment_settings(arguments.settings, arguments.out, force=arguments.force)
+    print(f"wrote {arguments.out}; build it with: python -m generator build --config {arguments.out} --out DIR")
     return EXIT_OK
 
 

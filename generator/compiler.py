@@ -31,6 +31,7 @@ class CompiledSubscription:
     allow_keys: str
     deny_keys: str
     account_traits: bool
+    account_fallback: bool
     parent_key_in_account_data: str | None
 
 
@@ -89,6 +90,7 @@ def _compile_subscription(index: int, subscription: Subscription, compiled: Comp
         allow_keys=allow_keys,
         deny_keys=deny_keys,
         account_traits=subscription.account_traits,
+        account_fallback=subscription.account_fallback,
         parent_key_in_account_data=literals.ref(parent_key) if parent_key is not None else None,
     )
 

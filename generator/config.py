@@ -178,6 +178,9 @@ class Subscription(StrictModel):
     account_traits: bool = Field(
         default=False, description="identify only: send the remembered group traits with the account id"
     )
+    account_fallback: bool = Field(
+        default=True, description="identify only: use the remembered group id when the mapping gives no account id"
+    )
 
     @field_validator("subscribe")
     @classmethod
@@ -212,8 +215,8 @@ class Subscription(StrictModel):
     def _check_against_action(self) -> Subscription:
         if self.events is not None and self.action not in ("track", "page"):
             raise ValueError(f"events filters names of track and page events; remove it from this {self.action}")
-        if self.account_traits and self.action != "identify":
-            raise ValueError("account_traits applies to identify subscriptions only")
+        if (self.account_traits or not self.account_fallback) and self.action != "identify":
+            raise ValueError("account_traits and account_fallback apply to identify subscriptions only")
         return self
 
     @property

@@ -6,13 +6,13 @@ function currentVisitorId(event, stored) {
   return visitorIdFor(event.userId || stored.userId, event.anonymousId || stored.anonymousId);
 }
 
-export function identifyCall(event, stored, mapped, allowKeys, denyKeys, withAccountTraits) {
+export function identifyCall(event, stored, mapped, allowKeys, denyKeys, withAccountTraits, withRememberedGroup) {
   const visitorId = asPendoId(mapped.visitorId) || currentVisitorId(event, stored);
   if (visitorId === null) {
     return null;
   }
   const identity = { visitor: metadataWithId(filterKeys(mapped.visitorData, allowKeys, denyKeys), visitorId) };
-  const accountId = asPendoId(mapped.accountId) || asPendoId(stored.groupId);
+  const accountId = asPendoId(mapped.accountId) || (withRememberedGroup ? asPendoId(stored.groupId) : null);
   if (accountId !== null) {
     identity.account = withAccountTraits && accountId === asPendoId(stored.groupId)
       ? metadataWithId(stored.groupTraits, accountId)

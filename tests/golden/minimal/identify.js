@@ -12,6 +12,6 @@ export function identifySubscriptions(e, stored, results) {
       visitorData: pathOf(e, L[9]),
       accountId: (isPresent(pathOf(e, L[10])) ? pathOf(e, L[10]) : pathOf(e, L[11])),
     };
-    results.push([L[12], mapped, identifyCall(e, stored, mapped, L[4], L[5], false)]);
+    results.push([L[12], mapped, identifyCall(e, stored, mapped, L[4], L[5], false, true)]);
   }
 }
