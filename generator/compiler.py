@@ -84,7 +84,8 @@ def _compile_subscription(index: int, subscription: Subscription, compiled: Comp
     return CompiledSubscription(
         index=index,
         action=subscription.action,
-        label=literals.ref(subscription.label),
+        # Labels are only read by debug logging; plain builds leave them out of the literal table.
+        label=literals.ref(subscription.label) if compiled.config.build.debug else "",
         predicate=predicate,
         fields=fields,
         allow_keys=allow_keys,

@@ -106,8 +106,8 @@ def test_fallback_refuses_module_syntax_it_cannot_join(rendered: tuple[Path, lis
 
 def test_fallback_refuses_clashing_top_level_names(rendered: tuple[Path, list[RenderedModule]]) -> None:
     source_dir, modules = rendered
-    (source_dir / "track.js").write_text((source_dir / "track.js").read_text() + "\nconst settings = 1;\n")
-    with pytest.raises(BundleError, match="both declare 'settings' at top level"):
+    (source_dir / "track.js").write_text((source_dir / "track.js").read_text() + "\nconst agentUrl = 1;\n")
+    with pytest.raises(BundleError, match="both declare 'agentUrl' at top level"):
         bundle_in_process(source_dir, modules)
 
 

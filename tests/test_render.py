@@ -73,7 +73,7 @@ def test_config_values_enter_javascript_only_as_inert_json(tmp_path: Path, paylo
             "node",
             "--input-type=module",
             "-e",
-            "import('./config.mjs').then(m => process.stdout.write(JSON.stringify(m.settings.agentUrl)))",
+            "import('./config.mjs').then(m => process.stdout.write(JSON.stringify(m.agentUrl)))",
         ],
         cwd=tmp_path,
         capture_output=True,

@@ -3,16 +3,16 @@ import { L } from './config.js';
 import { pathOf, objectOf, templateOf, isPresent, isFilled, isOneOf, containsText, startsWithText, endsWithText, lessThan, atMost, greaterThan, atLeast, numberEquals, numberDiffers } from './event-values.js';
 import { groupCall } from './pendo-actions.js';
 
-// Each matching group subscription adds [label, mapped fields, Pendo call] to results.
+// Each matching group subscription adds its Pendo call (with its label and mapped fields when debugging) to results.
 export function groupSubscriptions(e, stored, results) {
   // subscriptions[2]
-  if ((pathOf(e, L[0]) === L[13])) {
+  if ((pathOf(e, L[0]) === L[11])) {
     const mapped = {
-      visitorId: pathOf(e, L[8]),
-      accountId: pathOf(e, L[11]),
-      accountData: pathOf(e, L[9]),
-      parentAccountData: pathOf(e, L[14]),
+      visitorId: pathOf(e, L[7]),
+      accountId: pathOf(e, L[10]),
+      accountData: pathOf(e, L[8]),
+      parentAccountData: pathOf(e, L[12]),
     };
-    results.push([L[15], mapped, groupCall(e, stored, mapped, L[4], L[5], L[16])]);
+    results.push(groupCall(e, stored, mapped, L[4], L[5], L[13]));
   }
 }

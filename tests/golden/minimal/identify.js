@@ -3,15 +3,15 @@ import { L } from './config.js';
 import { pathOf, objectOf, templateOf, isPresent, isFilled, isOneOf, containsText, startsWithText, endsWithText, lessThan, atMost, greaterThan, atLeast, numberEquals, numberDiffers } from './event-values.js';
 import { identifyCall } from './pendo-actions.js';
 
-// Each matching identify subscription adds [label, mapped fields, Pendo call] to results.
+// Each matching identify subscription adds its Pendo call (with its label and mapped fields when debugging) to results.
 export function identifySubscriptions(e, stored, results) {
   // subscriptions[1]
-  if ((pathOf(e, L[0]) === L[7])) {
+  if ((pathOf(e, L[0]) === L[6])) {
     const mapped = {
-      visitorId: pathOf(e, L[8]),
-      visitorData: pathOf(e, L[9]),
-      accountId: (isPresent(pathOf(e, L[10])) ? pathOf(e, L[10]) : pathOf(e, L[11])),
+      visitorId: pathOf(e, L[7]),
+      visitorData: pathOf(e, L[8]),
+      accountId: (isPresent(pathOf(e, L[9])) ? pathOf(e, L[9]) : pathOf(e, L[10])),
     };
-    results.push([L[12], mapped, identifyCall(e, stored, mapped, L[4], L[5], false, true)]);
+    results.push(identifyCall(e, stored, mapped, L[4], L[5], false, true));
   }
 }

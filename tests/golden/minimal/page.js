@@ -3,6 +3,6 @@ import { L } from './config.js';
 import { pathOf, objectOf, templateOf, isPresent, isFilled, isOneOf, containsText, startsWithText, endsWithText, lessThan, atMost, greaterThan, atLeast, numberEquals, numberDiffers } from './event-values.js';
 import { pageCall } from './pendo-actions.js';
 
-// Each matching page subscription adds [label, mapped fields, Pendo call] to results.
+// Each matching page subscription adds its Pendo call (with its label and mapped fields when debugging) to results.
 export function pageSubscriptions(e, stored, results) {
 }

@@ -3,7 +3,7 @@ import { L } from './config.js';
 import { pathOf, objectOf, templateOf, isPresent, isFilled, isOneOf, containsText, startsWithText, endsWithText, lessThan, atMost, greaterThan, atLeast, numberEquals, numberDiffers } from './event-values.js';
 import { trackCall } from './pendo-actions.js';
 
-// Each matching track subscription adds [label, mapped fields, Pendo call] to results.
+// Each matching track subscription adds its Pendo call (with its label and mapped fields when debugging) to results.
 export function trackSubscriptions(e, stored, results) {
   // subscriptions[0]
   if ((pathOf(e, L[0]) === L[1])) {
@@ -11,6 +11,6 @@ export function trackSubscriptions(e, stored, results) {
       event: pathOf(e, L[2]),
       metadata: pathOf(e, L[3]),
     };
-    results.push([L[6], mapped, trackCall(mapped, L[4], L[5])]);
+    results.push(trackCall(mapped, L[4], L[5]));
   }
 }
