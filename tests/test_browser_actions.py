@@ -233,21 +233,25 @@ CONSENT = """
 [consent]
 categories = ["analytics"]
 """
-# Stands in for Segment's consent tools, which stamp each event in a source middleware.
-STAMP_CONSENT = """
-window.consentPreferences = {analytics: false, advertising: true};
-analytics.addSourceMiddleware(function (m) {
-  m.payload.obj.context.consent = {categoryPreferences: window.consentPreferences};
-  m.next(m.payload);
-});
-"""
+
+
+def stamp_consent(global_key: str = "analytics", *, analytics_granted: bool = False) -> str:
+    """Page code standing in for Segment's consent tools, which stamp each event in a source middleware."""
+    granted = "true" if analytics_granted else "false"
+    return f"""
+    window.consentPreferences = {{analytics: {granted}, advertising: true}};
+    {global_key}.addSourceMiddleware(function (m) {{
+      m.payload.obj.context.consent = {{categoryPreferences: window.consentPreferences}};
+      m.next(m.payload);
+    }});
+    """
 
 
 def test_nothing_loads_or_is_sent_until_consent_and_nothing_after_it_is_revoked(
     open_shop: Callable[[str], Shop],
 ) -> None:
     shop = open_shop(CONSENT)
-    shop.open(before_script=STAMP_CONSENT, page_code="analytics.track('Before Consent', {});")
+    shop.open(before_script=stamp_consent(), page_code="analytics.track('Before Consent', {});")
     shop.wait_for_segment()
     shop.page.wait_for_timeout(800)
     assert shop.internet.agent_requests == []
@@ -327,3 +331,41 @@ def test_debug_build_logs_each_decision_and_plain_build_has_no_logging(
     assert any(message.startswith("[segment-pendo] pendo.track") for message in messages)
     plain = build_script(default_config()).read_text()
     assert "segment-pendo]" not in plain and "segmentPendoDebug" not in plain
+
+
+def test_page_subscription_reports_virtual_page_views(open_shop: Callable[[str], Shop]) -> None:
+    shop = open_shop(
+        '[[subscriptions]]\naction = "page"\nsubscribe = \'type = "page" and properties.virtual = true\'\n'
+    )
+    shop.open()
+    shop.wait_for_pendo()
+    shop.run("() => analytics.page('Checkout', {virtual: true, url: 'https://shop.example/checkout/step-2'})")
+    shop.run("() => analytics.page('Ignored', {url: 'https://shop.example/not-virtual'})")
+    shop.wait_until(lambda: any(e["url"].endswith("/checkout/step-2") for e in shop.internet.pendo_events("load")))
+    shop.page.wait_for_timeout(300)
+    assert not any(e["url"].endswith("/not-virtual") for e in shop.internet.pendo_events("load"))
+
+
+def test_every_feature_config_runs_end_to_end(build_script: BuildScript, shop_factory: ShopFactory) -> None:
+    every_feature = (Path(__file__).parent / "configs" / "every-feature.toml").read_text()
+    shop = shop_factory(build_script(every_feature))
+    shop.internet.cname_region = "eu"
+    shop.open(
+        global_key="segment",
+        before_script=stamp_consent("segment", analytics_granted=True),
+        page_code="""
+        segment.group('acct-1', {name: 'Acme', plan: 'pro', secret: 'x'});
+        segment.identify('user-1', {first: 'Ada', last: 'L', plan: 'pro', role: 'admin', email: 'a@b.c'});
+        segment.track('Report Built', {rows: 3, card_number: '4111'});
+        segment.track('Test Report', {});
+        """,
+    )
+    shop.wait_for_pendo()
+    shop.wait_until(lambda: shop.visitor() == "user-1" and len(shop.internet.tracks()) == 1)
+    assert shop.internet.agent_requests == [
+        "https://pendo-static.example.com/agent/static/5e5b1b2c-7d0a-4d6e-9b1f-3c2a1d0e9f8a/pendo.js"
+    ]
+    assert shop.internet.tracks() == [("Report Built", {"rows": 3}, "user-1")]
+    visitor = merged(shop.internet.metadata(), "visitor")
+    assert visitor["full_name"] == "Ada L" and "email" not in visitor
+    assert merged(shop.internet.metadata(), "account")["plan"] == "pro"
