@@ -1,24 +1,13 @@
-// How long to keep looking for the analytics client when this script runs before its snippet.
-const LOOKUP_INTERVAL_MS = 250;
-const LOOKUP_ATTEMPTS = 40;
+import { lookUpClient } from './client-lookup.js';
 
+function isClient(client) {
+  return !!client && (Array.isArray(client) || typeof client.register === 'function' ||
+    typeof client.addSourceMiddleware === 'function');
+}
+
+// The snippet's queue (an array) or a loaded analytics.js: either takes our registration.
 export function whenClientAppears(win, globalKey, connect) {
-  let attempts = 0;
-  function lookUp() {
-    const client = win[globalKey];
-    if (client && (Array.isArray(client) || typeof client.register === 'function' ||
-        typeof client.addSourceMiddleware === 'function')) {
-      try {
-        connect(client);
-      } catch (error) {
-        // A timer callback's exception would surface in the page.
-      }
-    } else if (attempts < LOOKUP_ATTEMPTS) {
-      attempts += 1;
-      win.setTimeout(lookUp, LOOKUP_INTERVAL_MS);
-    }
-  }
-  lookUp();
+  lookUpClient(win, globalKey, isClient, connect, function () {});
 }
 
 export const PLUGIN_NAME = 'Pendo Web (segment-pendo)';

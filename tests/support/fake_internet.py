@@ -18,6 +18,10 @@ from generator.demo.beacons import TRANSPARENT_GIF, jzb_payloads
 from generator.paths import NODE_MODULES
 
 SITE = "https://shop.example"
+RUDDERSTACK_DATA_PLANE = "https://dataplane.shop.example"
+RUDDERSTACK_SDK = (
+    NODE_MODULES / "@rudderstack" / "analytics-js" / "dist" / "npm" / "modern" / "bundled" / "umd" / "index.js"
+)
 ANALYTICS_NEXT = NODE_MODULES / "@segment" / "analytics-next" / "dist" / "umd"
 _AGENT_PATH = re.compile(r"^/agent/static/([^/]+)/pendo\.js$")
 _SEGMENT_LOADER = re.compile(r"^/analytics\.js/v1/([^/]+)/analytics\.min\.js$")
@@ -44,6 +48,7 @@ class FakeInternet:
     agent_requests: list[str] = field(default_factory=list)
     pendo_requests: list[PendoRequest] = field(default_factory=list)
     segment_events: list[dict[str, Any]] = field(default_factory=list)
+    rudderstack_events: list[dict[str, Any]] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     cname_region: str = "io"
 
@@ -112,6 +117,8 @@ class FakeInternet:
             return self._segment_cdn
         if host == "api.segment.io":
             return self._segment_api
+        if origin == RUDDERSTACK_DATA_PLANE:
+            return self._rudderstack_data_plane
         if _AGENT_PATH.match(path):
             return self._agent
         if host in self._data_hosts and path.startswith("/data/"):
@@ -159,6 +166,15 @@ class FakeInternet:
             except json.JSONDecodeError:
                 self.unexpected.append(route.request.url)
         route.fulfill(json={"success": True})
+
+    def _rudderstack_data_plane(self, route: Route) -> None:
+        body = route.request.post_data
+        if body:
+            try:
+                self.rudderstack_events.append(json.loads(body))
+            except json.JSONDecodeError:
+                self.unexpected.append(route.request.url)
+        route.fulfill(status=200, body="OK", content_type="text/plain")
 
     def _agent(self, route: Route) -> None:
         url = route.request.url
