@@ -18,6 +18,7 @@ from generator.regions import CDN_HOSTS, Region, agent_url
 _API_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST = re.compile(rf"^{_HOST_LABEL}(?:\.{_HOST_LABEL})*(?::[0-9]{{1,5}})?$")
+_NONCE = re.compile(r"^[A-Za-z0-9+/_-]{8,}={0,2}$")
 _JS_IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")
 
 Target = Literal[
@@ -101,6 +102,17 @@ class PendoSettings(StrictModel):
         description="your CNAME host for Pendo's agent and content, e.g. pendo-static.example.com",
     )
     options: AgentOptions = Field(default_factory=AgentOptions, description="the [pendo.options] table")
+    nonce: str | None = Field(
+        default=None,
+        description='CSP nonce for the injected agent tag: "from_script" copies this script\'s own nonce',
+    )
+
+    @field_validator("nonce")
+    @classmethod
+    def _check_nonce(cls, value: str | None) -> str | None:
+        if value is not None and value != "from_script" and not _NONCE.match(value):
+            raise ValueError(f"{value!r} is not a CSP nonce (base64 characters); or use \"from_script\"")
+        return value
 
     @field_validator("api_key")
     @classmethod

@@ -49,6 +49,7 @@ def runtime_settings(config: Config) -> dict[str, Any]:
     """The config values the browser needs; they reach JavaScript only through config.js.jinja."""
     return {
         "agentUrl": config.pendo.agent_url,
+        "agentNonce": config.pendo.nonce if config.pendo.nonce != "from_script" else None,
         "globalKey": config.source.resolved_global_key,
         "agentOptions": config.pendo.options.for_agent(),
         "consentCategories": config.consent.categories,

@@ -1,6 +1,6 @@
 // What each action sends to Pendo, given the fields its subscription's mapping produced.
 // Each returns one Pendo call as [method, ...arguments], or null when there is nothing to send.
-import { asPendoId, filterKeys, isPlainObject, metadataWithId, visitorIdFor } from './pendo-data.js';
+import { LIMITS, asPendoId, filterKeys, isPlainObject, metadataWithId, visitorIdFor } from './pendo-data.js';
 
 function currentVisitorId(event, stored) {
   return visitorIdFor(event.userId || stored.userId, event.anonymousId || stored.anonymousId);
@@ -45,8 +45,8 @@ export function groupCall(event, stored, mapped, allowKeys, denyKeys, parentKeyI
 
 export function trackCall(mapped, allowKeys, denyKeys) {
   const name = mapped.event;
-  // The agent drops a track call without a non-empty string name.
-  if (typeof name !== 'string' || name.trim() === '') {
+  // The agent drops a track call without a non-empty string name; a runaway one is not sent either.
+  if (typeof name !== 'string' || name.trim() === '' || name.length > LIMITS.stringLength) {
     return null;
   }
   return ['track', name, filterKeys(mapped.metadata, allowKeys, denyKeys)];

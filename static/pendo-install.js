@@ -47,9 +47,12 @@ export function agentAlreadyOnPage(win, doc) {
   return false;
 }
 
-export function injectAgentScript(doc, url) {
+export function injectAgentScript(doc, url, nonce) {
   const script = doc.createElement('script');
   script.async = true;
+  if (nonce) {
+    script.nonce = nonce;
+  }
   script.src = url;
   const firstScript = doc.getElementsByTagName('script')[0];
   if (firstScript && firstScript.parentNode) {

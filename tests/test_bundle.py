@@ -19,7 +19,7 @@ from generator.render import RenderedModule, render
 
 CONFIG = Path(__file__).parent / "configs" / "minimal.toml"
 # The default script's budget; the benchmark tracks the every-feature budget of 2,500 B gzip.
-DEFAULT_GZIP_BUDGET = 2_400
+DEFAULT_GZIP_BUDGET = 2_800
 
 
 @pytest.fixture

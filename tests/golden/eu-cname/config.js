@@ -2,6 +2,7 @@
 // The only place config values enter the script, and only as JSON. Compiled subscriptions and
 // mappings read their strings, numbers and paths from L by index.
 export const agentUrl = "https://pendo-static.example.com/agent/static/0b9d4c1e-2f3a-4b5c-8d7e-6f5a4b3c2d1e/pendo.js";
+export const agentNonce = null;
 export const globalKey = "analytics";
 export const agentOptions = {};
 export const consentCategories = [];

@@ -2,6 +2,7 @@
 // The only place config values enter the script, and only as JSON. Compiled subscriptions and
 // mappings read their strings, numbers and paths from L by index.
 export const agentUrl = "https://pendo-static.example.com/agent/static/5e5b1b2c-7d0a-4d6e-9b1f-3c2a1d0e9f8a/pendo.js";
+export const agentNonce = null;
 export const globalKey = "segment";
 export const agentOptions = {"cookieDomain": ".example.com", "excludeAllText": true, "guides": {"delay": true}};
 export const consentCategories = ["analytics"];

@@ -2,6 +2,7 @@
 // The only place config values enter the script, and only as JSON. Compiled subscriptions and
 // mappings read their strings, numbers and paths from L by index.
 export const agentUrl = "https://cdn.pendo.io/agent/static/5e5b1b2c-7d0a-4d6e-9b1f-3c2a1d0e9f8a/pendo.js";
+export const agentNonce = null;
 export const globalKey = "analytics";
 export const agentOptions = {};
 export const consentCategories = [];
