@@ -52,7 +52,7 @@ def test_bad_config_exits_1_names_every_problem_and_writes_nothing(
     assert error == (
         f"error: {config}: 2 config problems:\n"
         "  pendo.region: 'us' is not one of io, eu, us1, jp, au, gov\n"
-        "  pendo.color: unknown key; allowed keys here: api_key, region, content_host, options\n"
+        "  pendo.color: unknown key; allowed keys here: api_key, region, content_host, options, nonce\n"
     )
 
 

@@ -83,7 +83,7 @@ def test_content_host_accepts_a_host_with_optional_scheme_and_trailing_slash(giv
             {"pendo": {"api_key": KEY, "regoin": "eu"}},
             [
                 "pendo.regoin: unknown key; did you mean 'region'? allowed keys here: api_key, region, content_host, "
-                "options"
+                "options, nonce"
             ],
         ),
         (
