@@ -92,6 +92,10 @@ def describe_error(detail: ErrorDetails) -> str:
         return f"{location}: {_show(value)} is not one of {allowed}"
     if kind in _EXPECTED_BY_ERROR:
         return f"{location}: expected {_EXPECTED_BY_ERROR[kind]}, got {_type_name(value)} {_show(value)}"
+    if kind in ("greater_than_equal", "greater_than"):
+        bound = context.get("ge", context.get("gt"))
+        relation = "at least" if kind == "greater_than_equal" else "more than"
+        return f"{location}: must be {relation} {bound}, got {_show(value)}"
     if kind == "value_error":
         return f"{location}: {detail['msg'].removeprefix('Value error, ')}"
     return f"{location}: {detail['msg']} (got {_show(value)})"
