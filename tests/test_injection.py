@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Dialog
 
 from generator.toml_writer import value as toml_value
 from tests.conftest import BuildScript, default_config
@@ -82,7 +83,12 @@ def test_payload_is_inert_data_everywhere(
 ) -> None:
     shop = shop_factory(build_script(config_with(payload)))
     dialogs: list[str] = []
-    shop.page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def record_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    shop.page.on("dialog", record_dialog)
     shop.open(
         before_script="""
       analytics.addSourceMiddleware(function (m) {

@@ -44,7 +44,8 @@ class FakeInternet:
     context: BrowserContext
     write_key: str = "wk_test_1234"
     agent_behaviour: str = "serve"
-    pages: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    segment_behaviour: str = "serve"
+    pages: dict[str, tuple[bytes, str, dict[str, str]]] = field(default_factory=dict)
     agent_requests: list[str] = field(default_factory=list)
     pendo_requests: list[PendoRequest] = field(default_factory=list)
     segment_events: list[dict[str, Any]] = field(default_factory=list)
@@ -57,10 +58,12 @@ class FakeInternet:
         self._data_hosts = {urlsplit(origin).netloc for origin in pendo_agent.servers()["data"].values()}
         self.context.route("**/*", self._route)
 
-    def serve(self, path: str, body: str | bytes, content_type: str = "text/html") -> str:
-        """Publish a file on the shop's site and return its URL."""
+    def serve(
+        self, path: str, body: str | bytes, content_type: str = "text/html", headers: dict[str, str] | None = None
+    ) -> str:
+        """Publish a file on the shop's site (with extra response headers) and return its URL."""
         data = body.encode("utf-8") if isinstance(body, str) else body
-        self.pages[path] = (data, content_type)
+        self.pages[path] = (data, content_type, headers or {})
         return SITE + path
 
     def serve_file(self, path: str, file: Path) -> str:
@@ -130,12 +133,14 @@ class FakeInternet:
         if path not in self.pages:
             route.fulfill(status=404, body="not found", content_type="text/plain")
             return
-        body, content_type = self.pages[path]
-        route.fulfill(status=200, body=body, content_type=content_type)
+        body, content_type, headers = self.pages[path]
+        route.fulfill(status=200, body=body, content_type=content_type, headers=headers)
 
     def _segment_cdn(self, route: Route) -> None:
         path = urlsplit(route.request.url).path
-        if _SEGMENT_LOADER.match(path):
+        if _SEGMENT_LOADER.match(path) and self.segment_behaviour == "abort":
+            route.abort("blockedbyclient")
+        elif _SEGMENT_LOADER.match(path):
             route.fulfill(path=ANALYTICS_NEXT / "standalone.js", content_type="application/javascript")
         elif match := _SEGMENT_SETTINGS.match(path):
             route.fulfill(json=self._segment_settings(match.group(1)))

@@ -40,6 +40,10 @@ class Shop:
         script_before_snippet: bool = False,
         path: str = "/",
         wait_until: Literal["load", "domcontentloaded"] = "load",
+        headers: dict[str, str] | None = None,
+        inline_code: bool = True,
+        script_attributes: str = "",
+        snippet_attributes: str = "",
     ) -> None:
         """Load a page: snippet, then the script (or the other way round), then the page's own code."""
         script_url = self.internet.serve_file(SCRIPT_PATH, self.script)
@@ -48,15 +52,20 @@ class Shop:
         if with_snippet:
             snippet = (
                 f'<script src="{snippet_url}" data-write-key="{self.internet.write_key}" '
-                f'data-global-key="{global_key}"></script>'
+                f'data-global-key="{global_key}" {snippet_attributes}></script>'
             )
         if before_script:
-            snippet += f"<script>{before_script}</script>"
-        tag = f'<script src="{script_url}"></script>' if with_script else ""
+            snippet += self._page_script("/js/before.js", before_script, inline_code, snippet_attributes)
+        tag = f'<script src="{script_url}" {script_attributes}></script>' if with_script else ""
         head = head_html + (tag + snippet if script_before_snippet else snippet + tag)
-        code = f"<script>{page_code}</script>" if page_code else ""
+        code = self._page_script("/js/page.js", page_code, inline_code, snippet_attributes) if page_code else ""
         html = f"<!doctype html><html><head><title>Shop</title>{head}{code}</head><body><h1>Shop</h1></body></html>"
-        self.page.goto(self.internet.serve(path, html), wait_until=wait_until)
+        self.page.goto(self.internet.serve(path, html, headers=headers), wait_until=wait_until)
+
+    def _page_script(self, path: str, code: str, inline: bool, attributes: str) -> str:
+        if inline:
+            return f"<script {attributes}>{code}</script>"
+        return f'<script src="{self.internet.serve(path, code, "application/javascript")}" {attributes}></script>'
 
     def wait_for_segment(self, global_key: str = "analytics") -> None:
         """Until analytics.js 2.0 has loaded and replaced the snippet's stub."""
