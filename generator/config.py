@@ -111,7 +111,7 @@ class PendoSettings(StrictModel):
     @classmethod
     def _check_nonce(cls, value: str | None) -> str | None:
         if value is not None and value != "from_script" and not _NONCE.match(value):
-            raise ValueError(f"{value!r} is not a CSP nonce (base64 characters); or use \"from_script\"")
+            raise ValueError(f'{value!r} is not a CSP nonce (base64 characters); or use "from_script"')
         return value
 
     @field_validator("api_key")
