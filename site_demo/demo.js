@@ -2,6 +2,8 @@
 (function () {
   'use strict';
   var nextSeq = 0;
+  var debugSeen = 0;
+  var loadedScriptSri = null;
   var log = document.getElementById('pendo-log');
 
   function parseJson(text) {
@@ -60,24 +62,47 @@
     entry.payloads.forEach(function (payload) {
       (Array.isArray(payload) ? payload : [payload]).forEach(function (event) {
         var parts = describe(event);
-        var item = document.createElement('li');
-        item.className = 'pendo-event pendo-' + event.type;
-        item.setAttribute('data-type', event.type);
-        var title = document.createElement('strong');
-        title.textContent = parts[0] + (parts[1] ? ': ' + parts[1] : '');
-        var who = document.createElement('span');
-        who.className = 'who';
-        who.textContent = 'visitor ' + event.visitor_id + (event.account_id ? ' · account ' + event.account_id : '');
-        item.appendChild(title);
-        item.appendChild(who);
-        if (parts[2]) {
-          var detail = document.createElement('pre');
-          detail.textContent = JSON.stringify(parts[2], null, 2);
-          item.appendChild(detail);
-        }
-        log.insertBefore(item, log.firstChild);
+        addItem('pendo-event pendo-' + event.type, parts[0] + (parts[1] ? ': ' + parts[1] : ''),
+          'sent: visitor ' + event.visitor_id + (event.account_id ? ' · account ' + event.account_id : ''), parts[2]);
       });
     });
+  }
+
+  function addItem(className, title, subtitle, detail) {
+    var item = document.createElement('li');
+    item.className = className;
+    var heading = document.createElement('strong');
+    heading.textContent = title;
+    item.appendChild(heading);
+    if (subtitle) {
+      var line = document.createElement('span');
+      line.className = 'who';
+      line.textContent = subtitle;
+      item.appendChild(line);
+    }
+    if (detail !== null && detail !== undefined) {
+      var pre = document.createElement('pre');
+      pre.textContent = JSON.stringify(detail, null, 2);
+      item.appendChild(pre);
+    }
+    log.insertBefore(item, log.firstChild);
+  }
+
+  // The page runs a debug build: each subscription that matched, its mapped fields and the Pendo call.
+  function showDecisions() {
+    var debugLog = window.segmentPendoDebug ? window.segmentPendoDebug.log : [];
+    for (; debugSeen < debugLog.length; debugSeen += 1) {
+      var entry = debugLog[debugSeen];
+      if (entry.kind === 'subscription') {
+        var call = entry.detail.call;
+        addItem('pendo-decision', 'subscription "' + entry.detail.name + '" matched',
+          call ? 'pendo.' + call[0] + '(…)' : 'nothing to send', { mapped: entry.detail.mapped, call: call });
+      } else if (entry.kind === 'pendo.initialize') {
+        addItem('pendo-decision', 'pendo.initialize', 'from what analytics.js remembers', entry.detail[0]);
+      } else if (entry.kind === 'consent' || entry.kind.indexOf('held back') === 0) {
+        addItem('pendo-decision', entry.kind, '', entry.detail);
+      }
+    }
   }
 
   function showManifest(state) {
@@ -94,6 +119,11 @@
       body.appendChild(row);
     });
     var script = files['segment-pendo.min.js'];
+    // A rebuilt script (config or template changed) only takes effect in a fresh page.
+    if (script && loadedScriptSri && script.sri !== loadedScriptSri) {
+      window.location.reload();
+    }
+    loadedScriptSri = script ? script.sri : loadedScriptSri;
     document.getElementById('script-tag').textContent = script
       ? '<script src="/segment-pendo.min.js" integrity="' + script.sri + '" crossorigin="anonymous"></script>'
       : '';
@@ -107,6 +137,7 @@
       .then(function (response) { return response.json(); })
       .then(function (state) {
         showManifest(state);
+        showDecisions();
         state.log.forEach(function (entry) {
           nextSeq = Math.max(nextSeq, entry.seq + 1);
           show(entry);

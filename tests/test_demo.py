@@ -49,6 +49,7 @@ def test_identify_on_the_demo_page_shows_the_pendo_visitor(page: Page, demo_url:
     page.locator("form[data-call=track] button").click()
     expect(page.locator(".pendo-track strong").first).to_have_text("track: Report Exported", timeout=15_000)
     expect(page.locator(".pendo-meta pre").first).to_contain_text('"id": "demo-visitor-1"')
+    expect(page.locator(".pendo-decision strong", has_text='subscription "Send Track Event" matched')).to_have_count(1)
 
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "demo.png"), full_page=True)

@@ -43,6 +43,7 @@ class DemoState:
 
     config_path: Path
     build_dir: Path
+    debug_build_dir: Path
     origin: str = ""
     manifest: dict[str, Any] = field(default_factory=dict)
     build_error: str | None = None
@@ -59,7 +60,11 @@ class DemoState:
                 return
             self._fingerprint = fingerprint
             try:
-                self.manifest = build(self.config_path, self.build_dir)
+                config = load_config(self.config_path)
+                self.manifest = build(config, self.build_dir)
+                # The page runs a debug build of the same config, so it can show each decision.
+                debug_config = config.model_copy(update={"build": config.build.model_copy(update={"debug": True})})
+                build(debug_config, self.debug_build_dir)
                 self.build_error = None
             except GeneratorError as error:
                 self.build_error = str(error)
@@ -73,7 +78,11 @@ class DemoState:
 
 def make_server(config_path: Path, *, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
     """A demo server bound to host:port (port 0 picks a free one); call serve_forever() on it."""
-    state = DemoState(config_path=config_path, build_dir=SITE_DIR / "build")
+    state = DemoState(
+        config_path=config_path,
+        build_dir=SITE_DIR / "build" / "production",
+        debug_build_dir=SITE_DIR / "build" / "debug",
+    )
     state.rebuild_if_changed()
     if state.build_error:
         raise GeneratorError(state.build_error)
@@ -104,8 +113,9 @@ def _handler_for(state: DemoState) -> type[BaseHTTPRequestHandler]:
             elif path == "/favicon.ico":
                 self._send(204, b"", "image/x-icon")
             elif path.startswith("/build/"):
-                self._send_file(state.build_dir / Path(path).name, "application/javascript")
+                self._send_file(state.debug_build_dir / Path(path).name, "application/javascript")
             elif path == "/demo/state":
+                state.rebuild_if_changed()
                 self._demo_state(int(parse_qs(parts.query).get("since", ["0"])[0]))
             elif path.startswith("/segment-cdn/"):
                 self._segment_cdn(path.removeprefix("/segment-cdn"))
