@@ -78,6 +78,20 @@ def _make_parser() -> argparse.ArgumentParser:
     importer.add_argument("--force", action="store_true", help="replace --out if it exists")
     importer.set_defaults(run=_run_import)
 
+    bench = commands.add_parser(
+        "bench",
+        help="measure bundle sizes, per-call overhead in Chromium and build time",
+        description=(
+            "Print a table and write JSON: sizes of every example config's script (failing when the "
+            "every-feature config is over 2,500 B gzip), per-call cost in Chromium with and without the script, "
+            "time to the first Pendo call, and build time."
+        ),
+    )
+    bench.add_argument("--json", type=Path, default=Path("bench-results/bench.json"), help="where to write JSON")
+    bench.add_argument("--calls", type=int, default=10_000, help="calls per method (default 10,000)")
+    bench.add_argument("--runs", type=int, default=5, help="builds to take the median of (default 5)")
+    bench.set_defaults(run=_run_bench)
+
     serve = commands.add_parser(
         "serve",
         help="build and serve the demo page on localhost",
@@ -122,6 +136,12 @@ def _run_import(arguments: argparse.Namespace) -> int:
     import_segment_settings(arguments.settings, arguments.out, force=arguments.force)
     print(f"wrote {arguments.out}; build it with: python -m generator build --config {arguments.out} --out DIR")
     return EXIT_OK
+
+
+def _run_bench(arguments: argparse.Namespace) -> int:
+    from generator.bench import run  # noqa: PLC0415
+
+    return run(arguments.json, calls=arguments.calls, runs=arguments.runs)
 
 
 def _run_serve(arguments: argparse.Namespace) -> int:

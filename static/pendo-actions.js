@@ -1,27 +1,30 @@
 // What each action sends to Pendo, given the fields its subscription's mapping produced.
 // Each returns one Pendo call as [method, ...arguments], or null when there is nothing to send.
+// remembered() reads the client's stored user and group; it is called only when the event itself
+// lacks what is needed, because reading that state parses cookies and storage.
 import { LIMITS, asPendoId, filterKeys, isPlainObject, metadataWithId, visitorIdFor } from './pendo-data.js';
 
-function currentVisitorId(event, stored) {
-  return visitorIdFor(event.userId || stored.userId, event.anonymousId || stored.anonymousId);
+function currentVisitorId(event, remembered) {
+  const fromEvent = visitorIdFor(event.userId, event.anonymousId);
+  return fromEvent !== null ? fromEvent : visitorIdFor(remembered().userId, remembered().anonymousId);
 }
 
-export function identifyCall(event, stored, mapped, allowKeys, denyKeys, withAccountTraits, withRememberedGroup) {
-  const visitorId = asPendoId(mapped.visitorId) || currentVisitorId(event, stored);
+export function identifyCall(event, remembered, mapped, allowKeys, denyKeys, withAccountTraits, withRememberedGroup) {
+  const visitorId = asPendoId(mapped.visitorId) || currentVisitorId(event, remembered);
   if (visitorId === null) {
     return null;
   }
   const identity = { visitor: metadataWithId(filterKeys(mapped.visitorData, allowKeys, denyKeys), visitorId) };
-  const accountId = asPendoId(mapped.accountId) || (withRememberedGroup ? asPendoId(stored.groupId) : null);
+  const accountId = asPendoId(mapped.accountId) || (withRememberedGroup ? asPendoId(remembered().groupId) : null);
   if (accountId !== null) {
-    identity.account = withAccountTraits && accountId === asPendoId(stored.groupId)
-      ? metadataWithId(stored.groupTraits, accountId)
+    identity.account = withAccountTraits && accountId === asPendoId(remembered().groupId)
+      ? metadataWithId(remembered().groupTraits, accountId)
       : { id: accountId };
   }
   return ['identify', identity];
 }
 
-export function groupCall(event, stored, mapped, allowKeys, denyKeys, parentKeyInAccountData) {
+export function groupCall(event, remembered, mapped, allowKeys, denyKeys, parentKeyInAccountData) {
   const accountId = asPendoId(mapped.accountId);
   if (accountId === null) {
     return null;
@@ -33,7 +36,7 @@ export function groupCall(event, stored, mapped, allowKeys, denyKeys, parentKeyI
     accountData = filterKeys(accountData, null, [parentKeyInAccountData]);
   }
   const identity = { account: metadataWithId(accountData, accountId) };
-  const visitorId = asPendoId(mapped.visitorId) || currentVisitorId(event, stored);
+  const visitorId = asPendoId(mapped.visitorId) || currentVisitorId(event, remembered);
   if (visitorId !== null) {
     identity.visitor = { id: visitorId };
   }

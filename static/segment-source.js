@@ -80,14 +80,23 @@ export function loadedClient(win, globalKey) {
   return !!client && !Array.isArray(client) && typeof client.user === 'function' ? client : null;
 }
 
+// Getters, so that only what is used is read: each one parses cookies or storage.
 export function readStoredIdentity(client) {
-  const user = client.user();
-  const group = typeof client.group === 'function' ? client.group() : null;
   return {
-    userId: user.id(),
-    anonymousId: user.anonymousId(),
-    userTraits: user.traits(),
-    groupId: group ? group.id() : null,
-    groupTraits: group ? group.traits() : null,
+    get userId() {
+      return client.user().id();
+    },
+    get anonymousId() {
+      return client.user().anonymousId();
+    },
+    get userTraits() {
+      return client.user().traits();
+    },
+    get groupId() {
+      return typeof client.group === 'function' ? client.group().id() : null;
+    },
+    get groupTraits() {
+      return typeof client.group === 'function' ? client.group().traits() : null;
+    },
   };
 }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,20 +10,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Page
 
+from generator.chromium import CHROMIUM_FLAGS, chromium_executable
 from generator.pipeline import build
 from tests.support.fake_internet import FakeInternet
 from tests.support.shop import Shop
 
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TESTS_DIR = Path(__file__).parent
 DEFAULT_API_KEY = "5e5b1b2c-7d0a-4d6e-9b1f-3c2a1d0e9f8a"
 
@@ -47,8 +37,7 @@ def update_golden(pytestconfig: pytest.Config) -> bool:
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
     """Debian's chromium: Playwright's own browser download is not possible here."""
-    executable = shutil.which("chromium") or "/usr/bin/chromium"
-    return {**browser_type_launch_args, "executable_path": executable, "args": CHROMIUM_FLAGS}
+    return {**browser_type_launch_args, "executable_path": chromium_executable(), "args": CHROMIUM_FLAGS}
 
 
 BuildScript = Callable[..., Path]

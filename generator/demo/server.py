@@ -32,6 +32,7 @@ _SITE_FILES = {
     "/demo.js": ("demo.js", "application/javascript"),
     "/demo.css": ("demo.css", "text/css"),
     "/segment-snippet.js": ("segment-snippet.js", "application/javascript"),
+    "/bench.html": ("bench.html", "text/html; charset=utf-8"),
 }
 _AGENT = re.compile(r"^/agent/static/([^/]+)/pendo\.js$")
 MAX_LOG_ENTRIES = 2_000

@@ -62,7 +62,8 @@ mapping_leaves = st.one_of(
 mappings = st.recursive(
     mapping_leaves,
     lambda inner: st.one_of(
-        st.dictionaries(key_text, inner, max_size=3),
+        # A key starting with @ is a directive, not an object key.
+        st.dictionaries(key_text.filter(lambda key: not key.startswith("@")), inner, max_size=3),
         st.lists(inner, max_size=3),
         st.builds(
             lambda cond, then, other: {"@if": {"exists": cond, "then": then, "else": other}},

@@ -4,7 +4,7 @@ import { pathOf, objectOf, templateOf, isPresent, isFilled, isOneOf, containsTex
 import { groupCall } from './pendo-actions.js';
 
 // Each matching group subscription adds its Pendo call (with its label and mapped fields when debugging) to results.
-export function groupSubscriptions(e, stored, results) {
+export function groupSubscriptions(e, remembered, results) {
   // subscriptions[2]
   if ((pathOf(e, L[0]) === L[11])) {
     const mapped = {
@@ -13,6 +13,6 @@ export function groupSubscriptions(e, stored, results) {
       accountData: pathOf(e, L[8]),
       parentAccountData: pathOf(e, L[12]),
     };
-    results.push(groupCall(e, stored, mapped, L[4], L[5], L[13]));
+    results.push(groupCall(e, remembered, mapped, L[4], L[5], L[13]));
   }
 }

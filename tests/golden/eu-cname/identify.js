@@ -4,7 +4,7 @@ import { pathOf, objectOf, templateOf, isPresent, isFilled, isOneOf, containsTex
 import { identifyCall } from './pendo-actions.js';
 
 // Each matching identify subscription adds its Pendo call (with its label and mapped fields when debugging) to results.
-export function identifySubscriptions(e, stored, results) {
+export function identifySubscriptions(e, remembered, results) {
   // subscriptions[1]
   if ((pathOf(e, L[0]) === L[6])) {
     const mapped = {
@@ -12,6 +12,6 @@ export function identifySubscriptions(e, stored, results) {
       visitorData: pathOf(e, L[8]),
       accountId: (isPresent(pathOf(e, L[9])) ? pathOf(e, L[9]) : pathOf(e, L[10])),
     };
-    results.push(identifyCall(e, stored, mapped, L[4], L[5], false, true));
+    results.push(identifyCall(e, remembered, mapped, L[4], L[5], false, true));
   }
 }

@@ -4,7 +4,7 @@ import { pathOf, objectOf, templateOf, isPresent, isFilled, isOneOf, containsTex
 import { identifyCall } from './pendo-actions.js';
 
 // Each matching identify subscription adds its Pendo call (with its label and mapped fields when debugging) to results.
-export function identifySubscriptions(e, stored, results) {
+export function identifySubscriptions(e, remembered, results) {
   // subscriptions[1]
   if (((pathOf(e, L[0]) === L[10]) && (pathOf(e, L[11]) !== L[12]))) {
     const mapped = {
@@ -12,6 +12,6 @@ export function identifySubscriptions(e, stored, results) {
       visitorData: objectOf([L[14], templateOf([pathOf(e, L[15]), L[16], pathOf(e, L[17])]), L[18], pathOf(e, L[19]), L[20], pathOf(e, L[11])]),
       accountId: (isPresent(pathOf(e, L[21])) ? pathOf(e, L[21]) : pathOf(e, L[22])),
     };
-    results.push(identifyCall(e, stored, mapped, L[8], L[23], true, true));
+    results.push(identifyCall(e, remembered, mapped, L[8], L[23], true, true));
   }
 }

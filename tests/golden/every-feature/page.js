@@ -4,7 +4,7 @@ import { pathOf, objectOf, templateOf, isPresent, isFilled, isOneOf, containsTex
 import { pageCall } from './pendo-actions.js';
 
 // Each matching page subscription adds its Pendo call (with its label and mapped fields when debugging) to results.
-export function pageSubscriptions(e, stored, results) {
+export function pageSubscriptions(e, remembered, results) {
   // subscriptions[3]
   if (((pathOf(e, L[0]) === L[29]) && (pathOf(e, L[30]) === L[31]))) {
     const mapped = {

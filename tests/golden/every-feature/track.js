@@ -4,7 +4,7 @@ import { pathOf, objectOf, templateOf, isPresent, isFilled, isOneOf, containsTex
 import { trackCall } from './pendo-actions.js';
 
 // Each matching track subscription adds its Pendo call (with its label and mapped fields when debugging) to results.
-export function trackSubscriptions(e, stored, results) {
+export function trackSubscriptions(e, remembered, results) {
   // subscriptions[0]
   if (((pathOf(e, L[0]) === L[1]) && (startsWithText(pathOf(e, L[2]), L[3]) || (pathOf(e, L[2]) === L[4])) && !containsText(pathOf(e, L[2]), L[5])) && !isOneOf(pathOf(e, L[2]), L[6])) {
     const mapped = {

@@ -12,13 +12,24 @@ import { pageSubscriptions } from './page.js';
 const INSTALLED = Symbol.for('segment-pendo');
 const NOTHING_STORED = {};
 
-function subscriptionResults(event, stored) {
+function subscriptionResults(event, remembered) {
   const results = [];
-  identifySubscriptions(event, stored, results);
-  groupSubscriptions(event, stored, results);
-  trackSubscriptions(event, stored, results);
-  pageSubscriptions(event, stored, results);
+  identifySubscriptions(event, remembered, results);
+  groupSubscriptions(event, remembered, results);
+  trackSubscriptions(event, remembered, results);
+  pageSubscriptions(event, remembered, results);
   return results;
+}
+
+// Reads the client's stored identity at most once per event, and only if an action needs it.
+function rememberedBy(client) {
+  let identity = null;
+  return function () {
+    if (identity === null) {
+      identity = client === null ? NOTHING_STORED : readStoredIdentity(client);
+    }
+    return identity;
+  };
 }
 
 function start(win, doc) {
@@ -52,8 +63,11 @@ function start(win, doc) {
   }
 
   function initializeOnce() {
+    if (initialized) {
+      return;
+    }
     const client = loadedClient(win, globalKey);
-    if (initialized || client === null) {
+    if (client === null) {
       return;
     }
     initialized = true;
@@ -73,8 +87,7 @@ function start(win, doc) {
       return;
     }
     initializeOnce();
-    const client = loadedClient(win, globalKey);
-    const results = subscriptionResults(event, client ? readStoredIdentity(client) : NOTHING_STORED);
+    const results = subscriptionResults(event, rememberedBy(loadedClient(win, globalKey)));
     results.forEach(function (result) {
       const call = result;
       if (call !== null) {

@@ -13,13 +13,24 @@ import { consentState } from './consent.js';
 const INSTALLED = Symbol.for('segment-pendo');
 const NOTHING_STORED = {};
 
-function subscriptionResults(event, stored) {
+function subscriptionResults(event, remembered) {
   const results = [];
-  identifySubscriptions(event, stored, results);
-  groupSubscriptions(event, stored, results);
-  trackSubscriptions(event, stored, results);
-  pageSubscriptions(event, stored, results);
+  identifySubscriptions(event, remembered, results);
+  groupSubscriptions(event, remembered, results);
+  trackSubscriptions(event, remembered, results);
+  pageSubscriptions(event, remembered, results);
   return results;
+}
+
+// Reads the client's stored identity at most once per event, and only if an action needs it.
+function rememberedBy(client) {
+  let identity = null;
+  return function () {
+    if (identity === null) {
+      identity = client === null ? NOTHING_STORED : readStoredIdentity(client);
+    }
+    return identity;
+  };
 }
 
 function start(win, doc) {
@@ -69,8 +80,11 @@ function start(win, doc) {
     if (consent !== 'granted') {
       return;
     }
+    if (initialized) {
+      return;
+    }
     const client = loadedClient(win, globalKey);
-    if (initialized || client === null) {
+    if (client === null) {
       return;
     }
     initialized = true;
@@ -118,8 +132,7 @@ function start(win, doc) {
       return;
     }
     initializeOnce();
-    const client = loadedClient(win, globalKey);
-    const results = subscriptionResults(event, client ? readStoredIdentity(client) : NOTHING_STORED);
+    const results = subscriptionResults(event, rememberedBy(loadedClient(win, globalKey)));
     debug('event', { type: event.type, event: event.event, name: event.name, matched: results.length });
     results.forEach(function (result) {
       debug('subscription', { name: result[0], mapped: result[1], call: result[2] });

@@ -4,5 +4,5 @@ import { pathOf, objectOf, templateOf, isPresent, isFilled, isOneOf, containsTex
 import { pageCall } from './pendo-actions.js';
 
 // Each matching page subscription adds its Pendo call (with its label and mapped fields when debugging) to results.
-export function pageSubscriptions(e, stored, results) {
+export function pageSubscriptions(e, remembered, results) {
 }

@@ -1,0 +1,242 @@
+"""`python -m generator bench`: what the script costs a page, and what building it costs.
+
+Prints a table and writes JSON. Sizes are measured for every example config; the config with every
+feature on must stay within the gzip budget, or the benchmark (not the test suite) fails. Browser
+figures come from Debian's Chromium against the demo server on loopback; the Pendo agent is left
+unreachable, so they measure this script's own work, not the agent's.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from generator.bundle import MINIFIED_NAME, bundle_with_esbuild, esbuild_version, find_esbuild
+from generator.chromium import CHROMIUM_FLAGS, chromium_executable
+from generator.config_loader import load_config
+from generator.errors import GeneratorError
+from generator.manifest import gzip_size
+from generator.paths import PROJECT_ROOT
+from generator.pipeline import build
+from generator.render import render
+
+GZIP_BUDGET = 2_500
+BUDGET_CONFIG = "every-feature"
+# For scale: Segment's Pendo Web (Actions) destination built from action-destinations at 970a17e.
+SEGMENT_DESTINATION = {"min": 210_942, "gzip": 63_688}
+EXAMPLE_CONFIGS = [
+    *sorted((PROJECT_ROOT / "tests" / "configs").glob("*.toml")),
+    PROJECT_ROOT / "site_demo" / "demo.toml",
+]
+PLUGIN_NAME = "Pendo Web (segment-pendo)"
+
+
+class BenchError(GeneratorError):
+    """The benchmark could not run (a missing browser or package)."""
+
+
+@dataclass(frozen=True)
+class SizeRow:
+    """One config's bundle sizes."""
+
+    config: str
+    minified: int
+    gzip: int
+    brotli: int
+
+
+def measure_sizes(configs: list[Path]) -> list[SizeRow]:
+    """Build each config and measure its minified script."""
+    import brotli  # noqa: PLC0415  (a benchmark-only dependency)
+
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        for config in configs:
+            out = Path(work) / config.stem
+            build(config, out, bundler="esbuild")
+            data = (out / MINIFIED_NAME).read_bytes()
+            rows.append(SizeRow(config.stem, len(data), gzip_size(data), len(brotli.compress(data, quality=11))))
+    return rows
+
+
+def measure_build_times(config: Path, runs: int) -> dict[str, float]:
+    """Median wall time of a whole build and of the esbuild step alone, in milliseconds."""
+    binary = find_esbuild()
+    if binary is None:
+        raise BenchError("no esbuild binary: run `npm ci`")
+    loaded = load_config(config)
+    whole, bundling = [], []
+    with tempfile.TemporaryDirectory() as work:
+        for run in range(runs):
+            start = time.perf_counter()
+            build(config, Path(work) / f"out{run}", bundler="esbuild")
+            whole.append((time.perf_counter() - start) * 1000)
+        source_dir = Path(work) / "src"
+        modules = render(loaded, source_dir)
+        for _ in range(runs):
+            start = time.perf_counter()
+            bundle_with_esbuild(binary, source_dir, modules, loaded.build.target)
+            bundling.append((time.perf_counter() - start) * 1000)
+    return {"build_ms": statistics.median(whole), "esbuild_ms": statistics.median(bundling)}
+
+
+CALL_LOOP = """async ({method, calls}) => {
+  const options = {integrations: {'Segment.io': false}};
+  const started = performance.now();
+  const pending = [];
+  for (let i = 0; i < calls; i += 1) {
+    if (method === 'identify') pending.push(analytics.identify('bench-user', {i: i, plan: 'pro'}, options));
+    else if (method === 'group') pending.push(analytics.group('bench-group', {i: i, seats: 3}, options));
+    else pending.push(analytics.track('Bench Event', {i: i, path: '/bench'}, options));
+  }
+  await Promise.all(pending);
+  return performance.now() - started;
+}"""
+
+# Runs the script inline: it executes inside appendChild, so the clock brackets it exactly.
+FIRST_CALL_AFTER_LOAD = """(code) => {
+  window.pendo = {initialize: function () { window.firstPendoCall = performance.now(); }};
+  const script = document.createElement('script');
+  script.textContent = code;
+  const started = performance.now();
+  document.head.appendChild(script);
+  return window.firstPendoCall - started;
+}"""
+
+
+def measure_browser(script: str, calls: int) -> dict[str, Any]:
+    """Per-call cost with and without the script, and the time to its first Pendo call."""
+    try:
+        from playwright.sync_api import Route, sync_playwright  # noqa: PLC0415
+    except ImportError as error:
+        raise BenchError("playwright is not installed: run `bash tests/setup.sh --with-chromium`") from error
+
+    with _demo_server() as origin, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_executable(), args=CHROMIUM_FLAGS)
+        page = browser.new_page()
+        snippet_page = (
+            '<!doctype html><script src="/segment-snippet.js" data-write-key="demo_write_key" '
+            'data-cdn="/segment-cdn"></script><script>window.scriptStarted = performance.now();'
+            "window.pendo = {initialize: function () { window.firstPendoCall = performance.now(); }};</script>"
+            f"<script>{script}</script>"
+        )
+
+        def loopback_only(route: Route) -> None:
+            if route.request.url == f"{origin}/bench-snippet.html":
+                route.fulfill(body=snippet_page, content_type="text/html")
+            elif route.request.url.startswith(origin):
+                route.continue_()
+            else:
+                route.abort("blockedbyclient")
+
+        page.route("**/*", loopback_only)
+        page.goto(f"{origin}/bench.html")
+        page.wait_for_function("() => window.analytics && analytics.initialized === true")
+        for method in ("identify", "group", "track"):
+            page.evaluate(CALL_LOOP, {"method": method, "calls": calls // 10})
+        without = {method: page.evaluate(CALL_LOOP, {"method": method, "calls": calls}) for method in _METHODS}
+        page.add_script_tag(content=script)
+        page.wait_for_function("(name) => analytics.queue.plugins.some((p) => p.name === name)", arg=PLUGIN_NAME)
+        for method in _METHODS:
+            page.evaluate(CALL_LOOP, {"method": method, "calls": calls // 10})
+        with_script = {method: page.evaluate(CALL_LOOP, {"method": method, "calls": calls}) for method in _METHODS}
+
+        page.goto(f"{origin}/bench.html")
+        page.wait_for_function("() => window.analytics && analytics.initialized === true")
+        after_load = page.evaluate(FIRST_CALL_AFTER_LOAD, script)
+        page.goto(f"{origin}/bench-snippet.html")
+        page.wait_for_function("() => window.firstPendoCall !== undefined")
+        with_snippet = page.evaluate("() => window.firstPendoCall - window.scriptStarted")
+        browser.close()
+
+    per_call = {
+        method: {
+            "without_us": without[method] * 1000 / calls,
+            "with_us": with_script[method] * 1000 / calls,
+            "ratio": with_script[method] / without[method],
+        }
+        for method in _METHODS
+    }
+    return {
+        "calls_per_method": calls,
+        "per_call_us": per_call,
+        "first_pendo_call_ms": {"analytics_already_loaded": after_load, "right_after_snippet": with_snippet},
+    }
+
+
+_METHODS = ("identify", "group", "track")
+
+
+@contextmanager
+def _demo_server() -> Iterator[str]:
+    from generator.demo.server import make_server  # noqa: PLC0415
+
+    server = make_server(PROJECT_ROOT / "site_demo" / "demo.toml", port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def run(json_path: Path, *, calls: int = 10_000, runs: int = 5) -> int:
+    """Run everything, print the table, write the JSON; 1 when the size budget is exceeded."""
+    sizes = measure_sizes(EXAMPLE_CONFIGS)
+    times = measure_build_times(PROJECT_ROOT / "site_demo" / "demo.toml", runs)
+    with tempfile.TemporaryDirectory() as work:
+        build(PROJECT_ROOT / "site_demo" / "demo.toml", Path(work), bundler="esbuild")
+        script = (Path(work) / MINIFIED_NAME).read_text()
+    browser = measure_browser(script, calls)
+    budget_row = next(row for row in sizes if row.config == BUDGET_CONFIG)
+    within_budget = budget_row.gzip <= GZIP_BUDGET
+    binary = find_esbuild()
+    report = {
+        "esbuild": esbuild_version(binary) if binary else None,
+        "sizes": [row.__dict__ for row in sizes],
+        "budget": {"config": BUDGET_CONFIG, "gzip_limit": GZIP_BUDGET, "gzip": budget_row.gzip, "ok": within_budget},
+        "segment_pendo_web_actions": SEGMENT_DESTINATION,
+        "build": times,
+        "browser": browser,
+    }
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    print(format_report(report))
+    print(f"\nwrote {json_path}")
+    return 0 if within_budget else 1
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The human-readable table."""
+    lines = ["bundle (segment-pendo.min.js)        min B   gzip B  brotli B"]
+    for row in report["sizes"]:
+        lines.append(f"  {row['config']:<32} {row['minified']:>7} {row['gzip']:>8} {row['brotli']:>9}")
+    segment = report["segment_pendo_web_actions"]
+    lines.append(f"  {'Segment Pendo Web (Actions)':<32} {segment['min']:>7} {segment['gzip']:>8} {'-':>9}")
+    budget = report["budget"]
+    verdict = "OK" if budget["ok"] else "OVER BUDGET"
+    lines.append(f"budget: {budget['config']} {budget['gzip']} B gzip <= {budget['gzip_limit']} B: {verdict}")
+    browser = report["browser"]
+    lines.append(f"\nper call, {browser['calls_per_method']:,} calls each    without us   with us   ratio")
+    for method, figures in browser["per_call_us"].items():
+        lines.append(
+            f"  {method:<28} {figures['without_us']:>8.1f} µs {figures['with_us']:>6.1f} µs {figures['ratio']:>6.2f}x"
+        )
+    first = browser["first_pendo_call_ms"]
+    lines.append(
+        f"\nfirst Pendo call after the script runs: {first['analytics_already_loaded']:.2f} ms "
+        f"(analytics.js loaded), {first['right_after_snippet']:.1f} ms (right after the snippet)"
+    )
+    lines.append(
+        f"build: {report['build']['build_ms']:.0f} ms median, esbuild step {report['build']['esbuild_ms']:.0f} ms"
+    )
+    return "\n".join(lines)
