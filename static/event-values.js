@@ -6,11 +6,11 @@ const hasOwn = Object.prototype.hasOwnProperty;
 // Own keys only: a path through "__proto__" or "constructor" finds nothing instead of a prototype.
 export function pathOf(root, segments) {
   let current = root;
-  for (let index = 0; index < segments.length; index += 1) {
-    if (current === null || typeof current !== 'object' || !hasOwn.call(current, segments[index])) {
+  for (const segment of segments) {
+    if (current === null || typeof current !== 'object' || !hasOwn.call(current, segment)) {
       return undefined;
     }
-    current = current[segments[index]];
+    current = current[segment];
   }
   return current;
 }
@@ -32,61 +32,24 @@ export function objectOf(pairs) {
   return result;
 }
 
-export function templateOf(parts) {
-  let text = '';
-  for (let index = 0; index < parts.length; index += 1) {
-    const part = parts[index];
-    text += part === undefined || part === null ? '' : String(part);
-  }
-  return text;
-}
+export const templateOf = (parts) => parts.map((part) => (part === undefined || part === null ? '' : String(part))).join('');
 
-export function isPresent(value) {
-  return value !== undefined && value !== null;
-}
+export const isPresent = (value) => value !== undefined && value !== null;
 
 // Segment's @if "blank" takes its then-branch when the value is NOT blank, with a loose compare.
-export function isFilled(value) {
-  // eslint-disable-next-line eqeqeq
-  return value !== undefined && value !== null && value != '';
-}
+// eslint-disable-next-line eqeqeq
+export const isFilled = (value) => isPresent(value) && value != '';
 
-export function containsText(value, text) {
-  return typeof value === 'string' && value.indexOf(text) !== -1;
-}
+const isText = (value) => typeof value === 'string';
+const isNumber = (value) => typeof value === 'number';
 
-export function startsWithText(value, prefix) {
-  return typeof value === 'string' && value.slice(0, prefix.length) === prefix;
-}
-
-export function endsWithText(value, suffix) {
-  return typeof value === 'string' && value.length >= suffix.length && value.slice(value.length - suffix.length) === suffix;
-}
-
-export function lessThan(value, limit) {
-  return typeof value === 'number' && value < limit;
-}
-
-export function atMost(value, limit) {
-  return typeof value === 'number' && value <= limit;
-}
-
-export function greaterThan(value, limit) {
-  return typeof value === 'number' && value > limit;
-}
-
-export function atLeast(value, limit) {
-  return typeof value === 'number' && value >= limit;
-}
-
-export function numberEquals(value, expected) {
-  return typeof value === 'number' && value === expected;
-}
-
-export function numberDiffers(value, expected) {
-  return typeof value === 'number' && value !== expected;
-}
-
-export function isOneOf(value, list) {
-  return typeof value === 'string' && list.indexOf(value) !== -1;
-}
+export const containsText = (value, text) => isText(value) && value.indexOf(text) !== -1;
+export const startsWithText = (value, prefix) => isText(value) && value.slice(0, prefix.length) === prefix;
+export const endsWithText = (value, suffix) => isText(value) && value.length >= suffix.length && value.slice(value.length - suffix.length) === suffix;
+export const lessThan = (value, limit) => isNumber(value) && value < limit;
+export const atMost = (value, limit) => isNumber(value) && value <= limit;
+export const greaterThan = (value, limit) => isNumber(value) && value > limit;
+export const atLeast = (value, limit) => isNumber(value) && value >= limit;
+export const numberEquals = (value, expected) => isNumber(value) && value === expected;
+export const numberDiffers = (value, expected) => isNumber(value) && value !== expected;
+export const isOneOf = (value, list) => isText(value) && list.indexOf(value) !== -1;

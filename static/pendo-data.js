@@ -1,6 +1,10 @@
 // Pendo treats visitor ids with this prefix as anonymous (pendo.isAnonymousVisitor).
 export const ANONYMOUS_PREFIX = '_PENDO_T_';
 
+// Bounds on what reaches Pendo from one object, so hostile or runaway data (cycles, megabyte
+// strings, deep nesting) becomes sane data instead of an exception inside the agent.
+export const LIMITS = { depth: 6, keys: 500, stringLength: 10000 };
+
 export function asPendoId(value) {
   if (typeof value === 'number' && isFinite(value)) {
     return String(value);
@@ -17,50 +21,38 @@ export function visitorIdFor(userId, anonymousId) {
   return anonymous === null ? null : ANONYMOUS_PREFIX + anonymous;
 }
 
-export function isPlainObject(value) {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
-// Bounds on what reaches Pendo from one object, so hostile or runaway data (cycles, megabyte
-// strings, deep nesting) becomes sane data instead of an exception inside the agent.
-export const LIMITS = { depth: 6, keys: 500, stringLength: 10000 };
-const NO_KEYS = [];
+export const isPlainObject = (value) => value !== null && typeof value === 'object' && !Array.isArray(value);
 
 // A JSON-safe copy: strings cut to LIMITS.stringLength, non-finite numbers, functions and symbols
 // dropped, Dates as ISO text, cycles and anything past LIMITS.depth or LIMITS.keys left out.
 // "__proto__" keys are skipped: assigning one would swap the copy's prototype.
 export function pendoValue(value, depth, ancestors) {
-  if (value === null || typeof value === 'boolean') {
+  const type = typeof value;
+  if (value === null || type === 'boolean') {
     return value;
   }
-  if (typeof value === 'string') {
-    return value.length > LIMITS.stringLength ? value.slice(0, LIMITS.stringLength) : value;
+  if (type === 'string') {
+    return value.slice(0, LIMITS.stringLength);
   }
-  if (typeof value === 'number') {
+  if (type === 'number') {
     return isFinite(value) ? value : undefined;
   }
-  if (typeof value !== 'object' || depth >= LIMITS.depth || ancestors.indexOf(value) !== -1) {
+  if (type !== 'object' || depth >= LIMITS.depth || ancestors.indexOf(value) !== -1) {
     return undefined;
   }
   if (value instanceof Date) {
-    return isNaN(value.getTime()) ? undefined : value.toISOString();
+    return isNaN(value) ? undefined : value.toISOString();
   }
   ancestors.push(value);
-  let copy;
-  if (Array.isArray(value)) {
-    copy = [];
-    for (let index = 0; index < value.length && index < LIMITS.keys; index += 1) {
-      const item = pendoValue(readKey(value, index), depth + 1, ancestors);
+  const isList = Array.isArray(value);
+  const copy = isList ? [] : {};
+  const keys = isList ? value.map((item, index) => index) : Object.keys(value);
+  for (const key of keys.slice(0, LIMITS.keys)) {
+    const item = key === '__proto__' ? undefined : pendoValue(readKey(value, key), depth + 1, ancestors);
+    if (isList) {
       copy.push(item === undefined ? null : item);
-    }
-  } else {
-    copy = {};
-    const keys = Object.keys(value);
-    for (let index = 0; index < keys.length && index < LIMITS.keys; index += 1) {
-      const item = keys[index] === '__proto__' ? undefined : pendoValue(readKey(value, keys[index]), depth + 1, ancestors);
-      if (item !== undefined) {
-        copy[keys[index]] = item;
-      }
+    } else if (item !== undefined) {
+      copy[key] = item;
     }
   }
   ancestors.pop();
@@ -79,22 +71,20 @@ function readKey(object, key) {
 // A Pendo-safe copy of an object's keys, kept by allow (a list, or null for all) and dropped by deny.
 export function filterKeys(source, allow, deny) {
   const kept = {};
-  if (!isPlainObject(source)) {
-    return kept;
-  }
-  const safe = pendoValue(source, 0, []);
-  Object.keys(safe).forEach(function (key) {
-    if ((allow === null || allow.indexOf(key) !== -1) && deny.indexOf(key) === -1) {
-      kept[key] = safe[key];
+  if (isPlainObject(source)) {
+    const safe = pendoValue(source, 0, []);
+    for (const key of Object.keys(safe)) {
+      if ((allow === null || allow.indexOf(key) !== -1) && deny.indexOf(key) === -1) {
+        kept[key] = safe[key];
+      }
     }
-  });
+  }
   return kept;
 }
 
 // The id is set last, so a trait named "id" never replaces the Pendo id.
 export function metadataWithId(traits, id) {
-  const metadata = filterKeys(traits, null, NO_KEYS);
+  const metadata = filterKeys(traits, null, []);
   metadata.id = id;
   return metadata;
 }
-

@@ -8,14 +8,11 @@ export const MAX_QUEUED_CALLS = 500;
 
 export function installPendoStub(win) {
   const pendo = (win.pendo = win.pendo || {});
-  QUEUED_METHODS.forEach(function (method) {
-    if (typeof pendo[method] === 'function') {
-      return;
+  for (const method of QUEUED_METHODS) {
+    if (typeof pendo[method] !== 'function') {
+      pendo[method] = (...args) => enqueue(pendo, [method, ...args]);
     }
-    pendo[method] = function () {
-      enqueue(pendo, [method].concat(Array.prototype.slice.call(arguments)));
-    };
-  });
+  }
   return pendo;
 }
 
@@ -32,19 +29,14 @@ function enqueue(pendo, call) {
   }
 }
 
+const AGENT_SCRIPT = /\/agent\/static\/[^?#]*\/pendo\.js([?#]|$)/;
+
 export function agentAlreadyOnPage(win, doc) {
   const pendo = win.pendo;
-  if (pendo && (pendo.VERSION || typeof pendo.getVisitorId === 'function')) {
-    return true;
-  }
-  const scripts = doc.getElementsByTagName('script');
-  for (let index = 0; index < scripts.length; index += 1) {
-    const source = scripts[index].src || '';
-    if (source.indexOf('/agent/static/') !== -1 && /\/pendo\.js(\?|#|$)/.test(source)) {
-      return true;
-    }
-  }
-  return false;
+  return (
+    !!(pendo && (pendo.VERSION || typeof pendo.getVisitorId === 'function')) ||
+    Array.prototype.some.call(doc.scripts, (script) => AGENT_SCRIPT.test(script.src))
+  );
 }
 
 export function injectAgentScript(doc, url, nonce) {
@@ -54,7 +46,7 @@ export function injectAgentScript(doc, url, nonce) {
     script.nonce = nonce;
   }
   script.src = url;
-  const firstScript = doc.getElementsByTagName('script')[0];
+  const firstScript = doc.scripts[0];
   if (firstScript && firstScript.parentNode) {
     firstScript.parentNode.insertBefore(script, firstScript);
   } else {
@@ -64,21 +56,12 @@ export function injectAgentScript(doc, url, nonce) {
 
 export function pendoIsInitialized(pendo) {
   try {
-    return typeof pendo.isReady === 'function' && pendo.isReady() === true;
+    return pendo.isReady() === true;
   } catch (error) {
     return false;
   }
 }
 
 export function initializeIsQueued(pendo) {
-  const queue = pendo._q;
-  if (!Array.isArray(queue)) {
-    return false;
-  }
-  for (let index = 0; index < queue.length; index += 1) {
-    if (Array.isArray(queue[index]) && queue[index][0] === 'initialize') {
-      return true;
-    }
-  }
-  return false;
+  return Array.isArray(pendo._q) && pendo._q.some((call) => Array.isArray(call) && call[0] === 'initialize');
 }

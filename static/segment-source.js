@@ -7,7 +7,7 @@ function isClient(client) {
 
 // The snippet's queue (an array) or a loaded analytics.js: either takes our registration.
 export function whenClientAppears(win, globalKey, connect) {
-  lookUpClient(win, globalKey, isClient, connect, function () {});
+  lookUpClient(win, globalKey, isClient, connect, () => {});
 }
 
 export const PLUGIN_NAME = 'Pendo Web (segment-pendo)';
@@ -17,36 +17,29 @@ export const PLUGIN_NAME = 'Pendo Web (segment-pendo)';
 // replays a queued registration before the calls queued with it; older snippets lack a register
 // stub, so the call is queued by hand in the same [method, ...args] form.
 export function subscribeToEvents(client, onEvent) {
-  function deliver(context) {
+  const deliver = (context) => {
     try {
       onEvent(context.event);
     } catch (error) {
       // Nothing may reach the host page or Segment's own delivery.
     }
     return context;
-  }
+  };
   const plugin = {
     name: PLUGIN_NAME,
     alternativeNames: ['Pendo', 'Pendo Web (Actions)'],
     type: 'destination',
     version: '1.0.0',
-    isLoaded: function () {
-      return true;
-    },
-    load: function () {
-      return Promise.resolve();
-    },
-    track: deliver,
-    identify: deliver,
-    group: deliver,
-    page: deliver,
-    screen: deliver,
-    alias: deliver,
+    isLoaded: () => true,
+    load: () => Promise.resolve(),
   };
+  for (const method of ['track', 'identify', 'group', 'page', 'screen', 'alias']) {
+    plugin[method] = deliver;
+  }
   if (Array.isArray(client)) {
     client.push(['register', plugin]);
   } else if (typeof client.register === 'function') {
-    Promise.resolve(client.register(plugin)).catch(function () {});
+    Promise.resolve(client.register(plugin)).catch(() => {});
   } else {
     subscribeWithMiddleware(client, onEvent);
   }
@@ -54,7 +47,7 @@ export function subscribeToEvents(client, onEvent) {
 
 // analytics.js 1.0 has no plugins; its source middleware sees every event too.
 function subscribeWithMiddleware(client, onEvent) {
-  client.addSourceMiddleware(function (middleware) {
+  client.addSourceMiddleware((middleware) => {
     try {
       onEvent(middleware.payload.obj);
     } catch (error) {
@@ -66,7 +59,7 @@ function subscribeWithMiddleware(client, onEvent) {
 
 // analytics.js 2.0 emits "reset" after analytics.reset() has cleared the user.
 export function onReset(client, handler) {
-  client.on('reset', function () {
+  client.on('reset', () => {
     try {
       handler();
     } catch (error) {
