@@ -1,59 +1,42 @@
-// How long to keep looking for the analytics client when this script runs before its snippet.
-const LOOKUP_INTERVAL_MS = 250;
-const LOOKUP_ATTEMPTS = 40;
-
-// Calls found(client) once win[globalKey] passes isReady; notReady(client) runs on each miss.
-// When the global does not exist yet (this script came before the snippet), the snippet's own
-// assignment is caught by a setter, so calls it queues right away are not missed; polling every
-// 250 ms for 10 s covers clients that appear any other way. Exceptions stay here: they would
-// otherwise surface in the page.
+// Calls found(client) once window[globalKey] passes isReady, now or when the global is next
+// assigned: by a snippet that comes after this script, or by an SDK that replaces the snippet's
+// queue with itself. Until then the global is an accessor that holds the value assigned to it;
+// once found, it is an ordinary global again. notReady(client) runs on each miss. Exceptions stay
+// here: from a setter they would surface in the page.
 export function lookUpClient(win, globalKey, isReady, found, notReady) {
   let done = false;
-  let attempts = 0;
-  function check(client) {
-    if (done) {
-      return true;
-    }
+  const check = (client) => {
     try {
       if (isReady(client)) {
         done = true;
         found(client);
-        return true;
+      } else {
+        notReady(client);
       }
-      notReady(client);
     } catch (error) {
       done = true;
-      return true;
     }
-    return false;
+    return done;
+  };
+  if (check(win[globalKey])) {
+    return;
   }
-  function poll() {
-    if (!check(win[globalKey]) && attempts < LOOKUP_ATTEMPTS) {
-      attempts += 1;
-      win.setTimeout(poll, LOOKUP_INTERVAL_MS);
-    }
-  }
-  if (!(globalKey in win)) {
-    watchAssignment(win, globalKey, check);
-  }
-  poll();
-}
-
-function watchAssignment(win, globalKey, check) {
+  let current = win[globalKey];
+  const plainGlobal = (value) => ({ value: value, writable: true, enumerable: true, configurable: true });
   try {
     Object.defineProperty(win, globalKey, {
       configurable: true,
-      enumerable: false,
-      get: function () {
-        return undefined;
-      },
-      set: function (client) {
-        // From here on it is the ordinary global the snippet meant to create.
-        Object.defineProperty(win, globalKey, { value: client, writable: true, enumerable: true, configurable: true });
-        check(client);
+      // An absent global stays out of Object.keys(window) until the page itself creates it.
+      enumerable: globalKey in win,
+      get: () => current,
+      set: (client) => {
+        current = client;
+        if (done || check(client)) {
+          Object.defineProperty(win, globalKey, plainGlobal(client));
+        }
       },
     });
   } catch (error) {
-    // A global that cannot be watched is found by polling instead.
+    // A global that cannot be watched (non-configurable) is only checked once, above.
   }
 }

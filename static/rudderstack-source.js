@@ -32,7 +32,7 @@ let pendingCalls = null;
 let listeners = null;
 
 export function whenClientAppears(win, globalKey, connect) {
-  lookUpClient(win, globalKey, isSdk, connect, function (client) {
+  lookUpClient(win, globalKey, isSdk, connect, (client) => {
     if (Array.isArray(client) && pendingCalls === null) {
       recordQueuedCalls(client);
     }

@@ -1,11 +1,8 @@
 import { lookUpClient } from './client-lookup.js';
 
-function isClient(client) {
-  return !!client && (Array.isArray(client) || typeof client.register === 'function' ||
-    typeof client.addSourceMiddleware === 'function');
-}
+const isClient = (client) => !!client && (Array.isArray(client) || typeof client.register === 'function');
 
-// The snippet's queue (an array) or a loaded analytics.js: either takes our registration.
+// The snippet's queue (an array) or a loaded analytics.js 2.0: either takes our registration.
 export function whenClientAppears(win, globalKey, connect) {
   lookUpClient(win, globalKey, isClient, connect, () => {});
 }
@@ -15,7 +12,8 @@ export const PLUGIN_NAME = 'Pendo Web (segment-pendo)';
 // A destination plugin sees each event once, after every source middleware (consent stamping
 // included) has run, and honours the integrations object like any destination. analytics.js 2.0
 // replays a queued registration before the calls queued with it; older snippets lack a register
-// stub, so the call is queued by hand in the same [method, ...args] form.
+// stub, so the call is queued by hand in the same [method, ...args] form. (analytics.js 1.0, which
+// Segment no longer serves, has no plugins and is not supported.)
 export function subscribeToEvents(client, onEvent) {
   const deliver = (context) => {
     try {
@@ -33,28 +31,14 @@ export function subscribeToEvents(client, onEvent) {
     isLoaded: () => true,
     load: () => Promise.resolve(),
   };
-  for (const method of ['track', 'identify', 'group', 'page', 'screen', 'alias']) {
+  for (const method of ['track', 'identify', 'group', 'page']) {
     plugin[method] = deliver;
   }
   if (Array.isArray(client)) {
     client.push(['register', plugin]);
-  } else if (typeof client.register === 'function') {
-    Promise.resolve(client.register(plugin)).catch(() => {});
   } else {
-    subscribeWithMiddleware(client, onEvent);
+    Promise.resolve(client.register(plugin)).catch(() => {});
   }
-}
-
-// analytics.js 1.0 has no plugins; its source middleware sees every event too.
-function subscribeWithMiddleware(client, onEvent) {
-  client.addSourceMiddleware((middleware) => {
-    try {
-      onEvent(middleware.payload.obj);
-    } catch (error) {
-      // Nothing may reach the host page or stop Segment's own delivery.
-    }
-    middleware.next(middleware.payload);
-  });
 }
 
 // analytics.js 2.0 emits "reset" after analytics.reset() has cleared the user.
