@@ -283,7 +283,7 @@ class SourceSettings(StrictModel):
     """`[source]`: which analytics client on the page to listen to."""
 
     client: Literal["segment", "rudderstack"] = Field(
-        default="segment", description="segment (analytics.js 1.0/2.0) or rudderstack (rudderanalytics)"
+        default="segment", description="segment (analytics.js 2.0) or rudderstack (rudderanalytics v3)"
     )
     global_key: str | None = Field(
         default=None, description="the client's global; analytics / rudderanalytics unless the snippet changed it"
