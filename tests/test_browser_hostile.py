@@ -191,12 +191,8 @@ def test_a_strict_csp_without_inline_or_eval_is_enough(build_script: BuildScript
     assert shop.run("() => window.cspViolations") == []
 
 
-@pytest.mark.parametrize("nonce_setting", ['"from_script"', f'"{NONCE}"'])
-def test_the_injected_agent_carries_the_nonce(
-    nonce_setting: str, build_script: BuildScript, shop_factory: ShopFactory
-) -> None:
-    config = default_config().rstrip("\n") + f"\nnonce = {nonce_setting}\n"
-    shop = shop_factory(build_script(config))
+def open_under_nonce_policy(shop: Shop, page_code: str) -> Shop:
+    """A page whose CSP admits scripts by nonce only; its own script tags carry the nonce."""
     shop.page.add_init_script(CSP_VIOLATIONS)
     nonce_attribute = f'nonce="{NONCE}"'
     shop.open(
@@ -204,7 +200,18 @@ def test_the_injected_agent_carries_the_nonce(
         inline_code=False,
         script_attributes=nonce_attribute,
         snippet_attributes=nonce_attribute,
-        page_code="analytics.identify('nonce-user'); analytics.track('Nonce', {});",
+        page_code=page_code,
+    )
+    return shop
+
+
+@pytest.mark.parametrize("nonce_setting", ['"from_script"', f'"{NONCE}"'])
+def test_the_injected_agent_carries_the_nonce(
+    nonce_setting: str, build_script: BuildScript, shop_factory: ShopFactory
+) -> None:
+    config = default_config().rstrip("\n") + f"\nnonce = {nonce_setting}\n"
+    shop = open_under_nonce_policy(
+        shop_factory(build_script(config)), "analytics.identify('nonce-user'); analytics.track('Nonce', {});"
     )
     shop.wait_for_pendo()
     shop.wait_until(lambda: shop.internet.tracks() != [])
@@ -215,15 +222,8 @@ def test_the_injected_agent_carries_the_nonce(
 def test_without_the_nonce_the_agent_is_blocked_and_nothing_breaks(
     build_script: BuildScript, shop_factory: ShopFactory
 ) -> None:
-    shop = shop_factory(build_script())
-    shop.page.add_init_script(CSP_VIOLATIONS)
-    nonce_attribute = f'nonce="{NONCE}"'
-    shop.open(
-        headers={"Content-Security-Policy": NONCE_POLICY},
-        inline_code=False,
-        script_attributes=nonce_attribute,
-        snippet_attributes=nonce_attribute,
-        page_code="analytics.track('No Nonce', {}); window.pageCodeRan = true;",
+    shop = open_under_nonce_policy(
+        shop_factory(build_script()), "analytics.track('No Nonce', {}); window.pageCodeRan = true;"
     )
     shop.wait_for_segment()
     shop.page.wait_for_function("() => window.cspViolations.length > 0")

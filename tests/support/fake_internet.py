@@ -164,22 +164,20 @@ class FakeInternet:
         }
 
     def _segment_api(self, route: Route) -> None:
-        body = route.request.post_data
-        if body:
-            try:
-                self.segment_events.append(json.loads(body))
-            except json.JSONDecodeError:
-                self.unexpected.append(route.request.url)
+        self._record_json_body(route, self.segment_events)
         route.fulfill(json={"success": True})
 
     def _rudderstack_data_plane(self, route: Route) -> None:
+        self._record_json_body(route, self.rudderstack_events)
+        route.fulfill(status=200, body="OK", content_type="text/plain")
+
+    def _record_json_body(self, route: Route, into: list[dict[str, Any]]) -> None:
         body = route.request.post_data
         if body:
             try:
-                self.rudderstack_events.append(json.loads(body))
+                into.append(json.loads(body))
             except json.JSONDecodeError:
                 self.unexpected.append(route.request.url)
-        route.fulfill(status=200, body="OK", content_type="text/plain")
 
     def _agent(self, route: Route) -> None:
         url = route.request.url
