@@ -314,3 +314,14 @@ class Config(StrictModel):
     logout: LogoutSettings = Field(default_factory=LogoutSettings, description="the [logout] table")
     consent: ConsentSettings = Field(default_factory=ConsentSettings, description="the [consent] table")
     build: BuildSettings = Field(default_factory=BuildSettings, description="the [build] table")
+
+    @model_validator(mode="after")
+    def _consent_needs_segment(self) -> Config:
+        # Only Segment's consent tools stamp consent on events; RudderStack's events never carry it,
+        # so a gate would hold Pendo back forever.
+        if self.consent.categories and self.source.client != "segment":
+            raise ValueError(
+                "consent.categories reads Segment's consent stamps, which RudderStack events do not carry; "
+                "remove [consent] or use RudderStack's own consent management to load this script"
+            )
+        return self

@@ -97,7 +97,9 @@ def describe_error(detail: ErrorDetails) -> str:
         relation = "at least" if kind == "greater_than_equal" else "more than"
         return f"{location}: must be {relation} {bound}, got {_show(value)}"
     if kind == "value_error":
-        return f"{location}: {detail['msg'].removeprefix('Value error, ')}"
+        message = detail["msg"].removeprefix("Value error, ")
+        # Checks across tables name their own fields.
+        return message if not detail["loc"] else f"{location}: {message}"
     return f"{location}: {detail['msg']} (got {_show(value)})"
 
 

@@ -146,6 +146,11 @@ BAD_CONFIGS: list[tuple[str, str | bytes, str]] = [
         "account_traits and account_fallback apply to identify subscriptions only",
     ),
     ("consent not a list", GOOD + '[consent]\ncategories = "analytics"\n', "consent.categories: expected an array"),
+    (
+        "consent with rudderstack",
+        GOOD + '[source]\nclient = "rudderstack"\n[consent]\ncategories = ["analytics"]\n',
+        "consent.categories reads Segment's consent stamps, which RudderStack events do not carry",
+    ),
     ("bad target", GOOD + '[build]\ntarget = "es5"\n', "build.target: 'es5' is not one of es2015"),
     ("debug as string", GOOD + '[build]\ndebug = "on"\n', "build.debug: expected true or false, got a string 'on'"),
     ("TOML syntax error", "[pendo\napi_key = 1\n", "TOML syntax error: "),

@@ -5,5 +5,5 @@ export const agentUrl = "https://cdn.au.pendo.io/agent/static/5e5b1b2c-7d0a-4d6e
 export const agentNonce = null;
 export const globalKey = "rudderanalytics";
 export const agentOptions = {};
-export const consentCategories = ["analytics", "functional"];
+export const consentCategories = [];
 export const L = [["type"], "track", ["event"], ["properties"], null, [], "Send Track Event", "identify", ["userId"], ["traits"], ["context", "groupId"], ["groupId"], "Send Identify Event", "group", ["traits", "parentAccount"], "Send Group Event", "parentAccount"];

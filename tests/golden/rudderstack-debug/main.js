@@ -7,7 +7,6 @@ import { identifySubscriptions } from './identify.js';
 import { groupSubscriptions } from './group.js';
 import { trackSubscriptions } from './track.js';
 import { pageSubscriptions } from './page.js';
-import { consentState } from './consent.js';
 
 // Marks the page as handled, so that a second copy of this script stays idle.
 const INSTALLED = Symbol.for('segment-pendo');
@@ -41,8 +40,6 @@ function start(win, doc) {
   const nonce = null;
   let initialized = false;
   let agentRequested = false;
-  // Nothing is loaded or sent until an event shows every required category granted.
-  let consent = 'unknown';
   const debugLog = [];
   Object.defineProperty(win, 'segmentPendoDebug', { value: { log: debugLog }, configurable: true });
   function debug(kind, detail) {
@@ -77,9 +74,6 @@ function start(win, doc) {
   }
 
   function initializeOnce() {
-    if (consent !== 'granted') {
-      return;
-    }
     if (initialized) {
       return;
     }
@@ -99,36 +93,8 @@ function start(win, doc) {
     }
   }
 
-  function applyConsent(state) {
-    if (state === 'unknown' || state === consent) {
-      return;
-    }
-    consent = state;
-    debug('consent', state);
-    const pendo = win.pendo;
-    if (state === 'granted') {
-      initializeOnce();
-      if (pendo && typeof pendo.startSendingEvents === 'function') {
-        pendo.startSendingEvents();
-      }
-    } else if (pendo) {
-      // Calls still waiting for the agent are dropped; a loaded agent stops sending.
-      if (Array.isArray(pendo._q)) {
-        pendo._q.length = 0;
-      }
-      if (typeof pendo.stopSendingEvents === 'function') {
-        pendo.stopSendingEvents();
-      }
-    }
-  }
-
   function onEvent(event) {
     if (!event || typeof event !== 'object') {
-      return;
-    }
-    applyConsent(consentState(event, consentCategories));
-    if (consent !== 'granted') {
-      debug('held back: no consent', { type: event.type, event: event.event });
       return;
     }
     initializeOnce();
@@ -143,6 +109,8 @@ function start(win, doc) {
     });
   }
 
+  // Without a consent gate the agent starts downloading at once, alongside analytics.js.
+  ensureAgent();
   whenClientAppears(win, globalKey, function (client) {
     subscribeToEvents(client, onEvent);
     client.ready(function () {
