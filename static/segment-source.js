@@ -52,9 +52,12 @@ export function onReset(client, handler) {
   });
 }
 
+// The loaded analytics.js 2.0: the global itself once it has loaded, or, for the npm package's
+// AnalyticsBrowser assigned to the global, the instance it holds once loaded.
 export function loadedClient(win, globalKey) {
   const client = win[globalKey];
-  return !!client && !Array.isArray(client) && typeof client.user === 'function' ? client : null;
+  const analytics = client && client.instance ? client.instance : client;
+  return !!analytics && analytics.initialized === true && typeof analytics.user === 'function' ? analytics : null;
 }
 
 // Getters, so that only what is used is read: each one parses cookies or storage.

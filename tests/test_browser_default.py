@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from generator.bundle import find_esbuild
+from generator.paths import NODE_MODULES
 from tests.conftest import DEFAULT_API_KEY, BuildScript, default_config
 from tests.support.fake_internet import FakeInternet
 from tests.support.shop import Shop
@@ -149,3 +153,52 @@ def test_the_script_adds_no_global_but_pendo(build_script: BuildScript, shop_fac
     shop.page.wait_for_timeout(300)
     after = set(shop.run("() => Object.keys(window)"))
     assert after - before == {"pendo"}
+
+
+NPM_APP = """
+import { AnalyticsBrowser } from '@segment/analytics-next';
+window.analytics = AnalyticsBrowser.load({ writeKey: 'wk_test_1234' });
+window.analytics.identify('npm-user', { plan: 'npm' });
+window.analytics.track('From The npm Package', { ok: true });
+"""
+
+
+@pytest.fixture(scope="session")
+def npm_app_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A site's own bundle that uses @segment/analytics-next from npm, built with the pinned esbuild."""
+    work = tmp_path_factory.mktemp("npm-app")
+    (work / "app.js").write_text(NPM_APP)
+    binary = find_esbuild()
+    assert binary is not None
+    subprocess.run(
+        [
+            str(binary),
+            "app.js",
+            "--bundle",
+            "--format=iife",
+            "--target=es2017",
+            "--outfile=bundle.js",
+            "--log-level=error",
+        ],
+        cwd=work,
+        env={**os.environ, "NODE_PATH": str(NODE_MODULES)},
+        check=True,
+    )
+    return work / "bundle.js"
+
+
+@pytest.mark.parametrize("script_first", [False, True])
+def test_works_with_analytics_next_from_npm(
+    script_first: bool, npm_app_bundle: Path, build_script: BuildScript, shop_factory: ShopFactory
+) -> None:
+    shop = shop_factory(build_script())
+    app_url = shop.internet.serve_file("/js/app.js", npm_app_bundle)
+    if script_first:
+        add_app = f"var app = document.createElement('script'); app.src = '{app_url}'; document.head.appendChild(app);"
+        shop.open(with_snippet=False, page_code=add_app)
+    else:
+        shop.open(with_snippet=False, head_html=f'<script src="{app_url}"></script>')
+    shop.wait_for_pendo()
+    shop.wait_until(lambda: shop.visitor() == "npm-user" and shop.internet.tracks() != [])
+    assert shop.internet.tracks() == [("From The npm Package", {"ok": True}, "npm-user")]
+    assert latest_visitor_metadata(shop.internet)["plan"] == "npm"
