@@ -17,7 +17,7 @@ class TomlWriteError(ValueError):
 
 def key(name: str) -> str:
     """A TOML key, quoted when it is not bare."""
-    return name if _BARE_KEY.match(name) else basic_string(name)
+    return name if _BARE_KEY.fullmatch(name) else basic_string(name)
 
 
 def string(text: str) -> str:

@@ -123,3 +123,12 @@ def test_the_imported_config_behaves_like_the_destination(
         "https://cdn.eu.pendo.io/agent/static/5e5b1b2c-7d0a-4d6e-9b1f-3c2a1d0e9f8a/pendo.js"
     ]
     assert shop.internet.tracks() == [("Checkout Started", {"items": 2}, "imported-user")]
+
+
+@pytest.mark.parametrize("key", ["0\n", "with space", "@path", "é", "a.b", ""])
+def test_toml_writer_quotes_every_key_that_is_not_bare(key: str) -> None:
+    import tomllib
+
+    from generator.toml_writer import table
+
+    assert tomllib.loads(table("t", {key: {key: key}})) == {"t": {key: {key: key}}}
