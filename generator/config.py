@@ -110,14 +110,14 @@ class PendoSettings(StrictModel):
     @field_validator("nonce")
     @classmethod
     def _check_nonce(cls, value: str | None) -> str | None:
-        if value is not None and value != "from_script" and not _NONCE.match(value):
+        if value is not None and value != "from_script" and not _NONCE.fullmatch(value):
             raise ValueError(f'{value!r} is not a CSP nonce (base64 characters); or use "from_script"')
         return value
 
     @field_validator("api_key")
     @classmethod
     def _check_api_key(cls, value: str) -> str:
-        if not _API_KEY.match(value):
+        if not _API_KEY.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not a Pendo API key; copy it from Pendo (letters, digits, '-' and '_', "
                 "e.g. 1a2b3c4d-0000-4000-8000-123456789abc)"
@@ -137,7 +137,7 @@ class PendoSettings(StrictModel):
             host = rest
         if host.endswith("/"):
             host = host[:-1]
-        if not _HOST.match(host):
+        if not _HOST.fullmatch(host):
             raise ValueError(
                 f"{value!r} is not a host name; give the CNAME host only, with no path, e.g. pendo-static.example.com"
             )
@@ -292,7 +292,7 @@ class SourceSettings(StrictModel):
     @field_validator("global_key")
     @classmethod
     def _check_global_key(cls, value: str | None) -> str | None:
-        if value is not None and not _JS_IDENTIFIER.match(value):
+        if value is not None and not _JS_IDENTIFIER.fullmatch(value):
             raise ValueError(f"{value!r} is not a JavaScript global name (letters, digits, _ and $)")
         return value
 

@@ -126,6 +126,18 @@ def test_invalid_config_names_the_field_the_value_and_the_fix(data: dict[str, ob
     assert problems(data) == expected
 
 
+@pytest.mark.parametrize(
+    "pendo",
+    [
+        {"api_key": "abc\n"},
+        {"api_key": "abc", "content_host": "pendo.example.com\n"},
+        {"api_key": "abc", "nonce": "abcdefgh12\n"},
+    ],
+)
+def test_a_trailing_newline_is_not_part_of_a_valid_value(pendo: dict[str, str]) -> None:
+    assert len(problems({"pendo": pendo})) == 1
+
+
 def test_every_problem_is_reported_at_once() -> None:
     found = problems({"pendo": {"api_key": "", "region": "mars", "cname": "x"}, "build": {"target": 2017}})
     assert [line.split(":")[0] for line in found] == ["pendo.api_key", "pendo.region", "pendo.cname", "build.target"]
