@@ -77,7 +77,13 @@ def test_subscriptions_choose_events_and_mappings_shape_what_pendo_gets(open_sho
         analytics.track('Settings Opened', {});
         """
     )
-    shop.wait_until(lambda: len(shop.internet.tracks()) >= 3 and shop.account() == "ACC-77")
+    shop.wait_until(
+        lambda: (
+            len(shop.internet.tracks()) >= 3
+            and merged(shop.internet.metadata(), "account").get("seats") == 3
+            and "full_name" in merged(shop.internet.metadata(), "visitor")
+        )
+    )
     shop.page.wait_for_timeout(400)
     shop.run("() => pendo.flushNow(true)")
 
@@ -110,7 +116,9 @@ def test_group_sends_parent_account_once_as_a_parent(open_shop: Callable[[str], 
         page_code="analytics.identify('u-2'); analytics.group('child-1', {name: 'Child', "
         "parentAccount: {id: 'parent-9', name: 'Parent'}});"
     )
-    shop.wait_until(lambda: shop.account() == "parent-9::child-1")
+    shop.wait_until(
+        lambda: shop.account() == "parent-9::child-1" and "name" in merged(shop.internet.metadata(), "account")
+    )
     account = merged(shop.internet.metadata(), "account")
     assert account["name"] == "Child"
     assert "parentAccount" not in account
@@ -139,7 +147,7 @@ def test_on_load_settings_choose_the_initial_visitor_and_account(
     anonymous_id = shop.run("() => analytics.user().anonymousId()")
     shop.open(path="/next")
     shop.wait_for_pendo()
-    shop.wait_until(lambda: shop.internet.pendo_events("load") != [])
+    shop.wait_until(lambda: shop.internet.pendo_events("load") != [] and shop.internet.metadata() != [])
 
     first_load = shop.internet.pendo_events("load")[0]
     if expected_visitor == "anonymous":
@@ -361,7 +369,13 @@ def test_every_feature_config_runs_end_to_end(build_script: BuildScript, shop_fa
         """,
     )
     shop.wait_for_pendo()
-    shop.wait_until(lambda: shop.visitor() == "user-1" and len(shop.internet.tracks()) == 1)
+    shop.wait_until(
+        lambda: (
+            len(shop.internet.tracks()) == 1
+            and "full_name" in merged(shop.internet.metadata(), "visitor")
+            and "plan" in merged(shop.internet.metadata(), "account")
+        )
+    )
     assert shop.internet.agent_requests == [
         "https://pendo-static.example.com/agent/static/5e5b1b2c-7d0a-4d6e-9b1f-3c2a1d0e9f8a/pendo.js"
     ]

@@ -35,6 +35,11 @@ def latest_visitor_metadata(internet: FakeInternet) -> dict[str, Any]:
     return merged
 
 
+def latest_account_metadata_or_none(internet: FakeInternet) -> dict[str, Any] | None:
+    accounts = [meta["account"] for meta in internet.metadata() if meta.get("account")]
+    return accounts[-1] if accounts else None
+
+
 def latest_account_metadata(internet: FakeInternet) -> dict[str, Any]:
     accounts: list[dict[str, Any]] = [meta["account"] for meta in internet.metadata() if meta.get("account")]
     return accounts[-1]
@@ -49,7 +54,14 @@ def test_calls_queued_before_analytics_loads_reach_pendo_once_in_order(shop: Sho
         analytics.track('Coupon Applied', {code: 'X1'});
         """
     )
-    shop.wait_until(lambda: len(shop.internet.tracks()) >= 2 and shop.internet.metadata() != [])
+    shop.wait_until(
+        lambda: (
+            len(shop.internet.tracks()) >= 2
+            and "name" in latest_visitor_metadata(shop.internet)
+            and shop.account() == "acct-9"
+            and latest_account_metadata_or_none(shop.internet) == {"id": "acct-9", "plan": "pro"}
+        )
+    )
     shop.page.wait_for_timeout(500)
     shop.run("() => pendo.flushNow(true)")
 
@@ -76,7 +88,7 @@ def test_works_when_analytics_is_already_loaded(shop: Shop) -> None:
     shop.page.add_script_tag(url=shop.internet.serve_file("/late.js", shop.script))
     shop.run("() => analytics.identify('late-user', {role: 'admin'})")
     shop.run("() => analytics.track('Report Viewed', {report: 'weekly'})")
-    shop.wait_until(lambda: len(shop.internet.tracks()) == 1)
+    shop.wait_until(lambda: len(shop.internet.tracks()) == 1 and "role" in latest_visitor_metadata(shop.internet))
 
     assert shop.internet.tracks() == [("Report Viewed", {"report": "weekly"}, "late-user")]
     assert latest_visitor_metadata(shop.internet)["role"] == "admin"
@@ -199,6 +211,6 @@ def test_works_with_analytics_next_from_npm(
     else:
         shop.open(with_snippet=False, head_html=f'<script src="{app_url}"></script>')
     shop.wait_for_pendo()
-    shop.wait_until(lambda: shop.visitor() == "npm-user" and shop.internet.tracks() != [])
+    shop.wait_until(lambda: shop.internet.tracks() != [] and "plan" in latest_visitor_metadata(shop.internet))
     assert shop.internet.tracks() == [("From The npm Package", {"ok": True}, "npm-user")]
     assert latest_visitor_metadata(shop.internet)["plan"] == "npm"

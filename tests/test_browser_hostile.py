@@ -98,7 +98,7 @@ def test_the_page_and_analytics_carry_on_when_pendo_is_unavailable(
 ) -> None:
     shop = shop_factory(build_script())
     shop.internet.agent_behaviour = behaviour
-    shop.open(page_code="window.pageCodeRan = true;", wait_until="domcontentloaded")
+    shop.open(page_code="window.pageCodeRan = true;")
     shop.wait_for_segment()
     shop.run("() => { for (let i = 0; i < 600; i += 1) { analytics.track('Queued ' + i, {i: i}); } }")
     shop.run("() => analytics.identify('still-here', {})")
@@ -113,6 +113,17 @@ def test_the_page_and_analytics_carry_on_when_pendo_is_unavailable(
     assert shop.run("() => pendo._q[0][0]") == "initialize"
     assert len(shop.internet.agent_requests) == 1
     assert shop.internet.pendo_requests == []
+
+
+def test_a_hanging_agent_does_not_hold_up_the_page_load_event(
+    build_script: BuildScript, shop_factory: ShopFactory
+) -> None:
+    shop = shop_factory(build_script())
+    shop.internet.agent_behaviour = "hang"
+    shop.open(page_code="window.addEventListener('load', function () { window.pageLoaded = true; });")
+    assert shop.run("() => window.pageLoaded") is True
+    shop.page.wait_for_function("() => document.querySelector('script[src*=\"/agent/static/\"]') !== null")
+    assert len(shop.internet.agent_requests) == 1
 
 
 def test_the_script_included_twice_loads_one_agent_and_initializes_once(

@@ -47,7 +47,15 @@ def test_rudderstack_calls_reach_pendo(rudder_shop: Shop) -> None:
         """,
     )
     shop.wait_for_pendo()
-    shop.wait_until(lambda: shop.visitor() == "rs-user" and shop.account() == "rs-account" and shop.internet.tracks())
+
+    def metadata_arrived() -> bool:
+        kinds = [
+            set(meta.get("visitor") or {}) | {f"account.{key}" for key in meta.get("account") or {}}
+            for meta in shop.internet.metadata()
+        ]
+        return any("name" in kind for kind in kinds) and any("account.plan" in kind for kind in kinds)
+
+    shop.wait_until(lambda: shop.internet.tracks() != [] and metadata_arrived())
     assert shop.internet.tracks() == [("Rudder Event", {"n": 1}, "rs-user")]
     visitor: dict[str, object] = {}
     account: dict[str, object] = {}

@@ -85,11 +85,11 @@ class Shop:
 
     def visitor(self) -> Any:
         """The agent's current visitor id."""
-        return self.page.evaluate("() => pendo.getVisitorId()")
+        return self.page.evaluate("() => (window.pendo && pendo.getVisitorId ? pendo.getVisitorId() : null)")
 
     def account(self) -> Any:
         """The agent's current account id."""
-        return self.page.evaluate("() => pendo.getAccountId()")
+        return self.page.evaluate("() => (window.pendo && pendo.getAccountId ? pendo.getAccountId() : null)")
 
 
 def js(value: Any) -> str:

@@ -68,8 +68,15 @@ function start(win, doc) {
       return;
     }
     agentRequested = true;
-    if (!agentAlreadyOnPage(win, doc)) {
+    if (agentAlreadyOnPage(win, doc)) {
+      return;
+    }
+    // The agent starts only once the page has loaded anyway; requesting it after the load event
+    // keeps a slow or hanging Pendo CDN from holding up the page's own load event.
+    if (doc.readyState === 'complete') {
       injectAgentScript(doc, agentUrl, nonce);
+    } else {
+      win.addEventListener('load', () => injectAgentScript(doc, agentUrl, nonce), { once: true });
     }
   }
 
