@@ -37,6 +37,7 @@ EXAMPLE_CONFIGS = [
     PROJECT_ROOT / "site_demo" / "demo.toml",
 ]
 PLUGIN_NAME = "Pendo Web (segment-pendo)"
+_METHODS = ("identify", "group", "track")
 
 
 class BenchError(GeneratorError):
@@ -140,7 +141,7 @@ def measure_browser(script: str, calls: int) -> dict[str, Any]:
         page.route("**/*", loopback_only)
         page.goto(f"{origin}/bench.html")
         page.wait_for_function("() => window.analytics && analytics.initialized === true")
-        for method in ("identify", "group", "track"):
+        for method in _METHODS:
             page.evaluate(CALL_LOOP, {"method": method, "calls": calls // 10})
         without = {method: page.evaluate(CALL_LOOP, {"method": method, "calls": calls}) for method in _METHODS}
         page.add_script_tag(content=script)
@@ -170,9 +171,6 @@ def measure_browser(script: str, calls: int) -> dict[str, Any]:
         "per_call_us": per_call,
         "first_pendo_call_ms": {"analytics_already_loaded": after_load, "right_after_snippet": with_snippet},
     }
-
-
-_METHODS = ("identify", "group", "track")
 
 
 @contextmanager
