@@ -127,6 +127,11 @@ def _run_check(arguments: argparse.Namespace) -> int:
 
     config = load_config(arguments.config)
     print(f"{arguments.config}: ok (agent {config.pendo.agent_url})")
+    for index, subscription in enumerate(config.subscriptions):
+        state = "on " if subscription.enabled else "off"
+        print(
+            f"  [{state}] subscriptions[{index}] {subscription.label!r}: {subscription.action} when {subscription.fql}"
+        )
     return EXIT_OK
 
 

@@ -89,7 +89,13 @@ def test_forced_fallback_warns_that_the_output_is_not_minified(
 
 def test_check_validates_without_writing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--config", str(CONFIGS / "eu-cname.toml")]) == 0
-    assert "ok (agent https://pendo-static.example.com/agent/static/" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "ok (agent https://pendo-static.example.com/agent/static/" in printed
+    assert printed.splitlines()[1:] == [
+        "  [on ] subscriptions[0] 'Send Track Event': track when type = \"track\"",
+        "  [on ] subscriptions[1] 'Send Identify Event': identify when type = \"identify\"",
+        "  [on ] subscriptions[2] 'Send Group Event': group when type = \"group\"",
+    ]
     assert main(["check", "--config", str(write_config(tmp_path, "[pendo]\n"))]) == 1
     assert "pendo.api_key: is required but missing" in capsys.readouterr().err
     assert {path.name for path in tmp_path.iterdir()} == {"pendo.toml"}
