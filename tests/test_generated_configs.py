@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 
 from generator.config_loader import parse_config
 from tests.conftest import BuildScript
@@ -24,9 +24,12 @@ def test_every_generated_config_is_valid(config_text: str) -> None:
 
 
 @pytest.mark.browser
+# No shrinking in the browser: each shrink step reloads a page, and CI time is bounded; the failing
+# example is still reported as generated.
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(config_text=config_texts())
