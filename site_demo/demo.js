@@ -4,6 +4,7 @@
   var nextSeq = 0;
   var debugSeen = 0;
   var loadedScriptSri = null;
+  var agentOwnEvents = 0;
   var log = document.getElementById('pendo-log');
 
   function parseJson(text) {
@@ -50,7 +51,6 @@
       case 'load':
         return ['page load', event.url, null];
       default:
-        // Clicks, focus and the like: the agent's own capture, not something this script sent.
         return [event.type, '', null];
     }
   }
@@ -61,6 +61,12 @@
     }
     entry.payloads.forEach(function (payload) {
       (Array.isArray(payload) ? payload : [payload]).forEach(function (event) {
+        // Clicks, focus and the like are the agent's own capture, not something this script sent.
+        if (['track', 'meta', 'identify', 'load'].indexOf(event.type) === -1) {
+          agentOwnEvents += 1;
+          document.getElementById('agent-own').textContent = String(agentOwnEvents);
+          return;
+        }
         var parts = describe(event);
         addItem('pendo-event pendo-' + event.type, parts[0] + (parts[1] ? ': ' + parts[1] : ''),
           'sent: visitor ' + event.visitor_id + (event.account_id ? ' · account ' + event.account_id : ''), parts[2]);
