@@ -92,6 +92,23 @@ def _make_parser() -> argparse.ArgumentParser:
     bench.add_argument("--runs", type=int, default=5, help="builds to take the median of (default 5)")
     bench.set_defaults(run=_run_bench)
 
+    relay = commands.add_parser(
+        "relay",
+        help="run the HTTP relay that delivers server-side track events to Pendo",
+        description=(
+            "Accept Segment-spec track events (single or batch) and deliver them to Pendo's Track Events API "
+            "from a durable SQLite outbox. Secrets come from the environment: PENDO_TRACK_EVENT_SECRET (Pendo's "
+            "Track Event Shared Secret) and RELAY_SHARED_SECRET (what senders sign or authenticate with)."
+        ),
+    )
+    _add_config_argument(relay)
+    relay.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    relay.add_argument("--port", type=int, default=8787, help="port to listen on (default 8787)")
+    relay.add_argument("--db", type=Path, default=Path("relay.sqlite3"), help="the outbox file (default relay.sqlite3)")
+    relay.add_argument("--pendo-url", help="override the Track Events API URL (default: the config's region)")
+    relay.add_argument("--concurrency", type=int, default=4, help="requests to Pendo at once (default 4)")
+    relay.set_defaults(run=_run_relay)
+
     serve = commands.add_parser(
         "serve",
         help="build and serve the demo page on localhost",
@@ -147,6 +164,32 @@ def _run_bench(arguments: argparse.Namespace) -> int:
     from generator.bench import run  # noqa: PLC0415
 
     return run(arguments.json, calls=arguments.calls, runs=arguments.runs)
+
+
+def _run_relay(arguments: argparse.Namespace) -> int:
+    import os  # noqa: PLC0415
+
+    import uvicorn  # noqa: PLC0415
+
+    from generator.config_loader import load_config  # noqa: PLC0415
+    from generator.regions import track_events_url  # noqa: PLC0415
+    from generator.relay.app import RelaySettings, create_app  # noqa: PLC0415
+    from generator.relay.delivery import DeliverySettings  # noqa: PLC0415
+    from generator.relay.outbox import SqliteOutbox  # noqa: PLC0415
+
+    config = load_config(arguments.config)
+    missing = [name for name in ("PENDO_TRACK_EVENT_SECRET", "RELAY_SHARED_SECRET") if not os.environ.get(name)]
+    if missing:
+        raise GeneratorError(f"set {' and '.join(missing)} in the environment; the relay will not run without them")
+    delivery = DeliverySettings(
+        url=arguments.pendo_url or track_events_url(config.pendo.region),
+        secret=os.environ["PENDO_TRACK_EVENT_SECRET"],
+        concurrency=arguments.concurrency,
+    )
+    app = create_app(SqliteOutbox(arguments.db), RelaySettings(os.environ["RELAY_SHARED_SECRET"], delivery))
+    print(f"relay on http://{arguments.host}:{arguments.port}/ → {delivery.url} (outbox {arguments.db})", flush=True)
+    uvicorn.run(app, host=arguments.host, port=arguments.port, log_level="warning")
+    return EXIT_OK
 
 
 def _run_serve(arguments: argparse.Namespace) -> int:

@@ -1,0 +1,114 @@
+"""The relay's HTTP side: Segment-spec events in (single or batch), authenticated, size-limited, stored."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from generator.relay.convert import RejectedEvent, message_id, track_body
+from generator.relay.delivery import Deliverer, DeliverySettings
+from generator.relay.outbox import SqliteOutbox
+
+# Segment's own HTTP API takes at most 500 KB per batch request.
+MAX_BODY_BYTES = 500 * 1024
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    """What the relay needs to run."""
+
+    shared_secret: str
+    delivery: DeliverySettings
+
+
+def authorized(request: Request, body: bytes, secret: str) -> bool:
+    """Segment's X-Signature (HMAC-SHA1 of the body) when sent, else HTTP Basic with the secret as user or password."""
+    signature = request.headers.get("x-signature")
+    if signature is not None:
+        expected = hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
+        return hmac.compare_digest(signature, expected)
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        user, _, password = base64.b64decode(credentials).decode().partition(":")
+    except ValueError:
+        return False
+    return hmac.compare_digest(user, secret) or hmac.compare_digest(password, secret)
+
+
+def create_app(outbox: SqliteOutbox, settings: RelaySettings) -> Starlette:
+    """The ASGI app; its lifespan runs the deliverer."""
+    deliverer = Deliverer(outbox, settings.delivery)
+
+    async def receive(request: Request) -> JSONResponse:
+        declared = int(request.headers.get("content-length") or 0)
+        if declared > MAX_BODY_BYTES:
+            return _error(413, f"body over {MAX_BODY_BYTES} bytes")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                return _error(413, f"body over {MAX_BODY_BYTES} bytes")
+        if not authorized(request, body, settings.shared_secret):
+            return _error(401, "missing or wrong credentials: send X-Signature or HTTP Basic with the shared secret")
+        try:
+            document = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            return _error(400, f"body is not JSON: {error}")
+        is_batch = isinstance(document, dict) and isinstance(document.get("batch"), list)
+        events = document["batch"] if is_batch else [document]
+        accepted, duplicates, rejected = 0, 0, []
+        for index, event in enumerate(events):
+            try:
+                pendo_body = track_body(event)
+            except RejectedEvent as error:
+                rejected.append({"index": index, "reason": str(error)})
+                continue
+            if outbox.add(message_id(event), pendo_body):
+                accepted += 1
+            else:
+                duplicates += 1
+        deliverer.wake.set()
+        status = 422 if rejected and not (accepted or duplicates) else 200
+        return JSONResponse({"accepted": accepted, "duplicates": duplicates, "rejected": rejected}, status_code=status)
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "pending": outbox.stats()["pending"]})
+
+    async def metrics(request: Request) -> JSONResponse:
+        return JSONResponse({**outbox.stats(), "dead_letters": outbox.dead_letters()})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(deliverer.run(stop))
+        yield
+        stop.set()
+        deliverer.wake.set()
+        await task
+        outbox.close()
+
+    routes = [
+        Route("/v1/track", receive, methods=["POST"]),
+        Route("/v1/batch", receive, methods=["POST"]),
+        Route("/", receive, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)

@@ -1,0 +1,90 @@
+"""Deliver the outbox to Pendo: bounded concurrency, backoff on 429/5xx/timeouts, dead letters on other 4xx."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+
+import httpx
+
+from generator.relay.outbox import Outbox, Pending
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """Where and how to send."""
+
+    url: str
+    secret: str
+    concurrency: int = 4
+    timeout_seconds: float = 10.0
+    first_retry_seconds: float = 0.5
+    max_retry_seconds: float = 60.0
+    poll_seconds: float = 0.2
+
+
+def backoff_seconds(attempts: int, settings: DeliverySettings, retry_after: str | None = None) -> float:
+    """Exponential backoff with jitter, or the server's Retry-After when it gives one (capped either way)."""
+    if retry_after is not None:
+        try:
+            return min(max(float(retry_after), 0.0), settings.max_retry_seconds)
+        except ValueError:
+            pass
+    exponential: float = settings.first_retry_seconds * (2**attempts)
+    # Jitter keeps many relays that failed together from retrying together.
+    return min(exponential, settings.max_retry_seconds) * random.uniform(0.8, 1.2)
+
+
+class Deliverer:
+    """Sends what is due, never more than `concurrency` requests at once."""
+
+    def __init__(self, outbox: Outbox, settings: DeliverySettings) -> None:
+        """Deliver from outbox with settings."""
+        self.outbox = outbox
+        self.settings = settings
+        self.wake = asyncio.Event()
+        self._in_flight: set[str] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until stop is set: take what is due and send it."""
+        limits = httpx.Limits(max_connections=self.settings.concurrency)
+        async with httpx.AsyncClient(timeout=self.settings.timeout_seconds, limits=limits) as client:
+            slots = asyncio.Semaphore(self.settings.concurrency)
+            tasks: set[asyncio.Task[None]] = set()
+            while not stop.is_set():
+                free = self.settings.concurrency - len(self._in_flight)
+                for item in self.outbox.due(free, self._in_flight) if free > 0 else []:
+                    self._in_flight.add(item.message_id)
+                    task = asyncio.create_task(self._send(client, slots, item))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                self.wake.clear()
+                try:
+                    await asyncio.wait_for(self.wake.wait(), timeout=self.settings.poll_seconds)
+                except TimeoutError:
+                    pass
+            for task in tasks:
+                task.cancel()
+
+    async def _send(self, client: httpx.AsyncClient, slots: asyncio.Semaphore, item: Pending) -> None:
+        try:
+            async with slots:
+                response = await client.post(
+                    self.settings.url,
+                    json=item.body,
+                    headers={"x-pendo-integration-key": self.settings.secret},
+                )
+            if response.status_code < 300:
+                self.outbox.delivered(item.message_id)
+            elif response.status_code == 429 or response.status_code >= 500:
+                delay = backoff_seconds(item.attempts, self.settings, response.headers.get("retry-after"))
+                self.outbox.retry_later(item.message_id, delay, f"HTTP {response.status_code}")
+            else:
+                self.outbox.dead_letter(item.message_id, response.status_code, response.text[:500])
+        except httpx.HTTPError as error:
+            reason = f"{type(error).__name__}: {error}"[:500]
+            self.outbox.retry_later(item.message_id, backoff_seconds(item.attempts, self.settings), reason)
+        finally:
+            self._in_flight.discard(item.message_id)
+            self.wake.set()

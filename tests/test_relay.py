@@ -1,0 +1,248 @@
+"""The relay over real HTTP: a real relay process, a local fake of Pendo's Track Events API, real requests."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from generator.paths import PROJECT_ROOT
+from generator.relay.convert import RejectedEvent, track_body
+from tests.support.fake_pendo_track import FakePendoTrack, fake_pendo_track
+
+SHARED_SECRET = "relay-shared-secret"
+PENDO_SECRET = "pendo-track-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Relay:
+    """A `python -m generator relay` process."""
+
+    def __init__(self, workdir: Path, pendo_url: str) -> None:
+        self.workdir = workdir
+        self.pendo_url = pendo_url
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        (workdir / "pendo.toml").write_text('[pendo]\napi_key = "k-1"\n')
+
+    def start(self) -> Relay:
+        env = {**os.environ, "PENDO_TRACK_EVENT_SECRET": PENDO_SECRET, "RELAY_SHARED_SECRET": SHARED_SECRET}
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "generator",
+                "relay",
+                "--config",
+                str(self.workdir / "pendo.toml"),
+                "--port",
+                str(self.port),
+                "--db",
+                str(self.workdir / "outbox.sqlite3"),
+                "--pendo-url",
+                self.pendo_url,
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(lambda: self.get("/healthz")[0] == 200, "relay to start")
+        return self
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def post(self, path: str, document: Any, *, secret: str = SHARED_SECRET, sign: bool = False) -> tuple[int, Any]:
+        body = document if isinstance(document, bytes) else json.dumps(document).encode()
+        headers = {"Content-Type": "application/json"}
+        if sign:
+            headers["X-Signature"] = hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
+        else:
+            headers["Authorization"] = "Basic " + base64.b64encode(f"{secret}:".encode()).decode()
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=body, headers=headers)
+        return self._send(request)
+
+    def get(self, path: str) -> tuple[int, Any]:
+        return self._send(urllib.request.Request(f"http://127.0.0.1:{self.port}{path}"))
+
+    def _send(self, request: urllib.request.Request) -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+        except OSError:
+            return 0, None
+
+    def metrics(self) -> dict[str, Any]:
+        status, document = self.get("/metrics")
+        assert status == 200
+        result: dict[str, Any] = document
+        return result
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def track(index: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "event": f"Server Event {index}",
+        "messageId": f"msg-{index}",
+        "userId": f"user-{index % 3}",
+        "timestamp": "2026-11-28T10:00:00.250Z",
+        "properties": {"i": index},
+        "context": {"groupId": "acct-1", "ip": "203.0.113.9", "page": {"url": "https://x.example/p", "title": "P"}},
+        **extra,
+    }
+
+
+@pytest.fixture
+def pendo() -> Iterator[FakePendoTrack]:
+    with fake_pendo_track() as fake:
+        yield fake
+
+
+@pytest.fixture
+def relay(tmp_path: Path, pendo: FakePendoTrack) -> Iterator[Relay]:
+    running = Relay(tmp_path, pendo.url).start()
+    yield running
+    running.stop()
+
+
+def test_every_event_is_delivered_once_with_the_pendo_body(relay: Relay, pendo: FakePendoTrack) -> None:
+    for index in range(10):
+        assert relay.post("/v1/track", track(index))[0] == 200
+    status, result = relay.post("/v1/batch", {"batch": [track(index) for index in range(5, 30)]})
+    assert (status, result["accepted"], result["duplicates"]) == (200, 20, 5)
+    wait_for(lambda: len(pendo.received) == 30, "30 deliveries")
+    time.sleep(0.5)
+    assert sorted(pendo.names()) == sorted(f"Server Event {index}" for index in range(30))
+    assert set(pendo.secrets) == {PENDO_SECRET}
+    first = next(body for body in pendo.received if body["event"] == "Server Event 4")
+    assert first == {
+        "type": "track",
+        "event": "Server Event 4",
+        "visitorId": "user-1",
+        "accountId": "acct-1",
+        "timestamp": 1795860000250,
+        "properties": {"i": 4},
+        "context": {"ip": "203.0.113.9", "url": "https://x.example/p", "title": "P"},
+    }
+    metrics = relay.metrics()
+    assert (metrics["received"], metrics["duplicates"], metrics["delivered"], metrics["pending"]) == (30, 5, 30, 0)
+
+
+@pytest.mark.parametrize("outage", ["500", "429"])
+def test_an_outage_then_recovery_delivers_the_backlog(relay: Relay, pendo: FakePendoTrack, outage: str) -> None:
+    pendo.mode = outage
+    for index in range(8):
+        relay.post("/v1/track", track(index))
+    wait_for(lambda: pendo.refused >= 8, "refusals")
+    pendo.mode = "ok"
+    wait_for(lambda: len(pendo.received) == 8, "the backlog", timeout=30)
+    time.sleep(0.5)
+    assert sorted(pendo.names()) == sorted(f"Server Event {index}" for index in range(8))
+    assert relay.metrics()["retried"] >= 8
+
+
+def test_rejected_events_go_to_the_dead_letters_with_the_reason(relay: Relay, pendo: FakePendoTrack) -> None:
+    pendo.mode = "400"
+    relay.post("/v1/track", track(1))
+    wait_for(lambda: relay.metrics()["dead_lettered"] == 1, "a dead letter")
+    assert relay.metrics()["dead_letters"] == [{"messageId": "msg-1", "status": 400, "reason": "not accepted"}]
+
+
+def test_killing_and_restarting_mid_stream_loses_and_duplicates_nothing(relay: Relay, pendo: FakePendoTrack) -> None:
+    for index in range(5):
+        relay.post("/v1/track", track(index))
+    wait_for(lambda: len(pendo.received) == 5, "the first five")
+    pendo.mode = "hang"
+    relay.post("/v1/batch", {"batch": [track(index) for index in range(5, 25)]})
+    time.sleep(0.5)
+    relay.kill()
+    pendo.mode = "ok"
+    relay.start()
+    wait_for(lambda: len(pendo.received) == 25, "all 25 after the restart", timeout=30)
+    time.sleep(1)
+    assert sorted(pendo.names()) == sorted(f"Server Event {index}" for index in range(25))
+
+
+@pytest.mark.parametrize(
+    ("document", "kwargs", "status", "detail"),
+    [
+        (track(1), {"secret": "wrong"}, 401, "missing or wrong credentials"),
+        (b"{not json", {}, 400, "body is not JSON"),
+        ({"type": "identify", "userId": "u"}, {}, 422, "type 'identify' is not track"),
+        ({"type": "track", "event": "No Visitor"}, {}, 422, "neither userId nor anonymousId is set"),
+        (
+            {"type": "track", "event": "Bad Time", "userId": "u", "timestamp": "yesterday"},
+            {},
+            422,
+            "is not an ISO 8601",
+        ),
+        (b"x" * (600 * 1024), {}, 413, "body over 512000 bytes"),
+    ],
+    ids=["wrong secret", "not JSON", "not track", "no visitor", "bad time", "too large"],
+)
+def test_bad_input_and_wrong_secrets_are_refused(  # noqa: PLR0917  (pytest passes parameters positionally)
+    relay: Relay, pendo: FakePendoTrack, document: Any, kwargs: dict[str, Any], status: int, detail: str
+) -> None:
+    answered, body = relay.post("/v1/track", document, **kwargs)
+    assert answered == status
+    assert detail in json.dumps(body)
+    assert relay.metrics()["received"] == 0
+
+
+def test_segment_signatures_are_verified(relay: Relay, pendo: FakePendoTrack) -> None:
+    assert relay.post("/", track(1), sign=True)[0] == 200
+    assert relay.post("/", track(2), sign=True, secret="forged")[0] == 401
+    wait_for(lambda: pendo.names() == ["Server Event 1"], "the signed event")
+
+
+def test_anonymous_visitors_use_pendos_prefix_and_group_falls_back_to_properties() -> None:
+    body = track_body(
+        {
+            "type": "track",
+            "event": "E",
+            "anonymousId": "a-1",
+            "properties": {"groupId": "g-9"},
+            "timestamp": "2026-11-28T10:00:00+01:00",
+        }
+    )
+    assert (body["visitorId"], body["accountId"], body["timestamp"]) == ("_PENDO_T_a-1", "g-9", 1795856400000)
+    with pytest.raises(RejectedEvent, match="has no time zone"):
+        track_body({"type": "track", "event": "E", "userId": "u", "timestamp": "2026-11-28T10:00:00"})
