@@ -92,6 +92,20 @@ def _make_parser() -> argparse.ArgumentParser:
     bench.add_argument("--runs", type=int, default=5, help="builds to take the median of (default 5)")
     bench.set_defaults(run=_run_bench)
 
+    webhook = commands.add_parser(
+        "webhook",
+        help="write the Segment Webhooks (Actions) mapping for server-side track events",
+        description=(
+            "Write the Webhooks (Actions) subscription that sends track events from mobile apps and servers to "
+            "Pendo's Track Events API for this config's region, and print the setup checklist. The Track Event "
+            "Shared Secret is read from the environment and written only with --include-secret."
+        ),
+    )
+    _add_config_argument(webhook)
+    webhook.add_argument("--out", required=True, type=Path, metavar="PATH", help="the JSON file to write")
+    webhook.add_argument("--include-secret", action="store_true", help="write the secret into the header")
+    webhook.set_defaults(run=_run_webhook)
+
     relay = commands.add_parser(
         "relay",
         help="run the HTTP relay that delivers server-side track events to Pendo",
@@ -164,6 +178,18 @@ def _run_bench(arguments: argparse.Namespace) -> int:
     from generator.bench import run  # noqa: PLC0415
 
     return run(arguments.json, calls=arguments.calls, runs=arguments.runs)
+
+
+def _run_webhook(arguments: argparse.Namespace) -> int:
+    from generator.config_loader import load_config  # noqa: PLC0415
+    from generator.webhook import checklist, write_webhook  # noqa: PLC0415
+
+    config = load_config(arguments.config)
+    write_webhook(config, arguments.out, include_secret=arguments.include_secret)
+    print(f"wrote {arguments.out}; then:")
+    for number, step in enumerate(checklist(config), start=1):
+        print(f"  {number}. {step}")
+    return EXIT_OK
 
 
 def _run_relay(arguments: argparse.Namespace) -> int:

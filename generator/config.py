@@ -302,6 +302,36 @@ class SourceSettings(StrictModel):
         return self.global_key or ("analytics" if self.client == "segment" else "rudderanalytics")
 
 
+class WebhookSettings(StrictModel):
+    """`[webhook]`: the Segment Webhooks (Actions) destination that sends server-side track events to Pendo."""
+
+    name: str = Field(default="Send track events to Pendo", description="the subscription's name in Segment")
+    subscribe: str = Field(default='type = "track"', description="which events, in FQL")
+    secret_env: str = Field(
+        default="PENDO_TRACK_EVENT_SECRET", description="environment variable holding Pendo's Track Event Shared Secret"
+    )
+    covers_web_source: bool = Field(
+        default=True,
+        description="the destination is connected to this web source too (so browser track forwarding must be off)",
+    )
+
+    @field_validator("subscribe")
+    @classmethod
+    def _parse_subscribe(cls, value: str) -> str:
+        try:
+            parse_fql(value)
+        except FqlError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("secret_env")
+    @classmethod
+    def _check_secret_env(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError(f"{value!r} is not an environment variable name")
+        return value
+
+
 class Config(StrictModel):
     """The whole config file."""
 
@@ -314,6 +344,7 @@ class Config(StrictModel):
     logout: LogoutSettings = Field(default_factory=LogoutSettings, description="the [logout] table")
     consent: ConsentSettings = Field(default_factory=ConsentSettings, description="the [consent] table")
     build: BuildSettings = Field(default_factory=BuildSettings, description="the [build] table")
+    webhook: WebhookSettings | None = Field(default=None, description="the [webhook] table, for server-side events")
 
     @model_validator(mode="after")
     def _consent_needs_segment(self) -> Config:

@@ -23,6 +23,7 @@ from generator.errors import BundleError
 from generator.fallback_bundle import bundle_in_process
 from generator.manifest import make_manifest
 from generator.render import render
+from generator.webhook import double_tracking_warning
 
 MANIFEST_NAME = "manifest.json"
 BundlerChoice = Literal["auto", "esbuild", "esbuild-py"]
@@ -36,6 +37,9 @@ def build(config: Config | str | Path, out_dir: str | Path, *, bundler: BundlerC
         source_dir = Path(work) / "src"
         modules = render(config, source_dir)
         result = _bundle(source_dir, modules, config.build.target, bundler)
+        warning = double_tracking_warning(config)
+        if warning:
+            result.warnings.append(warning)
         files = {
             READABLE_NAME: result.readable.encode("utf-8"),
             MINIFIED_NAME: result.minified.encode("utf-8"),

@@ -1,0 +1,128 @@
+"""`python -m generator webhook`: the Segment Webhooks (Actions) mapping for server-side track events.
+
+It sends track events from mobile apps and servers to Pendo's Track Events API, with the same visitor and
+account rules as the browser script built from the same config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from generator.config import Config
+from generator.errors import GeneratorError
+from generator.regions import track_events_url
+
+SECRET_PLACEHOLDER = "<paste Pendo's Track Event Shared Secret here, in Segment>"
+
+
+def _path(path: str) -> dict[str, str]:
+    return {"@path": path}
+
+
+def visitor_id_mapping(config: Config) -> dict[str, Any]:
+    """The browser script's visitor rule: the userId, else Pendo's anonymous prefix on the anonymousId."""
+    anonymous = {"@template": "_PENDO_T_{{anonymousId}}"}
+    if config.on_load.visitor_id == "user_id":
+        return _path("$.userId")
+    if config.on_load.visitor_id == "anonymous":
+        return anonymous
+    return {"@if": {"exists": _path("$.userId"), "then": _path("$.userId"), "else": anonymous}}
+
+
+def data_mapping(config: Config) -> dict[str, Any]:
+    """The request body mapping, field for field as Pendo's Track Events API wants it."""
+    return {
+        "type": "track",
+        "event": _path("$.event"),
+        "visitorId": visitor_id_mapping(config),
+        "accountId": {
+            "@if": {
+                "exists": _path("$.context.groupId"),
+                "then": _path("$.context.groupId"),
+                "else": _path("$.properties.groupId"),
+            }
+        },
+        # Segment's mapping directives have no date arithmetic; its Liquid filters do (ms since epoch, as text).
+        "timestamp": {"@liquid": "{{ timestamp | date: '%s%L' }}"},
+        "properties": _path("$.properties"),
+        "context": {
+            "ip": _path("$.context.ip"),
+            "userAgent": _path("$.context.userAgent"),
+            "url": _path("$.context.page.url"),
+            "title": _path("$.context.page.title"),
+        },
+    }
+
+
+def webhook_document(config: Config, *, include_secret: bool = False) -> dict[str, Any]:
+    """The Webhooks (Actions) destination's subscription, as Segment stores subscriptions."""
+    if config.webhook is None:
+        raise GeneratorError("the config has no [webhook] table; add one (all its keys have defaults)")
+    secret = SECRET_PLACEHOLDER
+    if include_secret:
+        secret = os.environ.get(config.webhook.secret_env, "")
+        if not secret:
+            raise GeneratorError(f"--include-secret: {config.webhook.secret_env} is not set in the environment")
+    return {
+        "destination": "Webhooks (Actions)",
+        "subscriptions": [
+            {
+                "name": config.webhook.name,
+                "partnerAction": "send",
+                "enabled": True,
+                "subscribe": config.webhook.subscribe,
+                "mapping": {
+                    "url": track_events_url(config.pendo.region),
+                    "method": "POST",
+                    "headers": {"x-pendo-integration-key": secret, "content-type": "application/json"},
+                    "data": data_mapping(config),
+                    "enable_batching": False,
+                },
+            }
+        ],
+    }
+
+
+def checklist(config: Config) -> list[str]:
+    """What the customer does in Segment and Pendo, in order."""
+    steps = [
+        "In Segment, add a Webhooks (Actions) destination to each mobile or server source that should reach Pendo.",
+        f"Add a mapping of the Send action with the subscription and fields in this file (URL "
+        f"{track_events_url(config.pendo.region)}).",
+        "Put Pendo's Track Event Shared Secret (Pendo > Settings > Subscription Settings > your app) in the "
+        "x-pendo-integration-key header; it is only written here with --include-secret.",
+        "Send groupId in track properties (or context.groupId) so Pendo can attribute events to accounts.",
+        "The timestamp is ms since the epoch via Segment's Liquid filters, sent as text; if Pendo rejects it, "
+        "send these events through `python -m generator relay` instead, which sends a number.",
+    ]
+    if config.webhook is not None and config.webhook.covers_web_source:
+        steps.append(
+            "This destination also covers the web source: turn off track subscriptions in the browser script "
+            "(or set [webhook] covers_web_source = false), or every web track event reaches Pendo twice."
+        )
+    return steps
+
+
+def double_tracking_warning(config: Config) -> str | None:
+    """A warning when web track events would reach Pendo through both the browser script and the webhook."""
+    if config.webhook is None or not config.webhook.covers_web_source:
+        return None
+    if not any(subscription.enabled and subscription.action == "track" for subscription in config.subscriptions):
+        return None
+    return (
+        "track events are sent both by the browser script and by the [webhook] destination, which covers the web "
+        "source too: each web track event would reach Pendo twice; disable the browser's track subscriptions or "
+        "set [webhook] covers_web_source = false"
+    )
+
+
+def write_webhook(config: Config, out: Path, *, include_secret: bool = False) -> dict[str, Any]:
+    """Write the document (atomically) and return it."""
+    document = webhook_document(config, include_secret=include_secret)
+    partial = out.with_name(f".{out.name}.partial")
+    partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, out)
+    return document
