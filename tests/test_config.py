@@ -88,7 +88,10 @@ def test_content_host_accepts_a_host_with_optional_scheme_and_trailing_slash(giv
         ),
         (
             {"pendo": {"api_key": KEY}, "segment": {}},
-            ["segment: unknown key; allowed keys here: pendo, source, on_load, subscriptions, logout, consent, build"],
+            [
+                "segment: unknown key; allowed keys here: pendo, source, on_load, subscriptions, logout, consent, "
+                "build, webhook"
+            ],
         ),
         (
             {"pendo": {"api_key": KEY, "content_host": "javascript:alert(1)"}},
