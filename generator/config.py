@@ -26,6 +26,15 @@ Target = Literal[
 ]
 
 
+def checked_fql(value: str) -> str:
+    """The subscription unchanged, or a ValueError with the parser's message (column included)."""
+    try:
+        parse_fql(value)
+    except FqlError as error:
+        raise ValueError(str(error)) from None
+    return value
+
+
 class StrictModel(BaseModel):
     """A config table: unknown keys and loose types are errors, so typos never pass silently."""
 
@@ -197,12 +206,7 @@ class Subscription(StrictModel):
     @field_validator("subscribe")
     @classmethod
     def _parse_subscribe(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                parse_fql(value)
-            except FqlError as error:
-                raise ValueError(str(error)) from None
-        return value
+        return value if value is None else checked_fql(value)
 
     @field_validator("mapping")
     @classmethod
@@ -318,11 +322,7 @@ class WebhookSettings(StrictModel):
     @field_validator("subscribe")
     @classmethod
     def _parse_subscribe(cls, value: str) -> str:
-        try:
-            parse_fql(value)
-        except FqlError as error:
-            raise ValueError(str(error)) from None
-        return value
+        return checked_fql(value)
 
     @field_validator("secret_env")
     @classmethod

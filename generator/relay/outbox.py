@@ -10,6 +10,8 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -81,17 +83,26 @@ class SqliteOutbox:
     def _count(self, name: str) -> None:
         self._db.execute("UPDATE counters SET value = value + 1 WHERE name = ?", (name,))
 
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
     def add(self, message_id: str, body: dict[str, Any]) -> bool:
         """Store an event once; False when its messageId was seen before."""
         now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            inserted = self._db.execute(
+        with self._transaction() as db:
+            inserted = db.execute(
                 "INSERT OR IGNORE INTO outbox (message_id, body, next_attempt_at, created_at) VALUES (?, ?, ?, ?)",
                 (message_id, json.dumps(body), now, now),
             ).rowcount
             self._count("received" if inserted else "duplicates")
-            self._db.execute("COMMIT")
         return bool(inserted)
 
     def due(self, limit: int, exclude: set[str]) -> list[Pending]:
@@ -106,36 +117,30 @@ class SqliteOutbox:
 
     def delivered(self, message_id: str) -> None:
         """Pendo accepted it."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(
+        with self._transaction() as db:
+            db.execute(
                 "UPDATE outbox SET state = 'delivered', attempts = attempts + 1 WHERE message_id = ?", (message_id,)
             )
             self._count("delivered")
-            self._db.execute("COMMIT")
 
     def retry_later(self, message_id: str, delay_seconds: float, reason: str) -> None:
         """Try again after delay_seconds."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(
+        with self._transaction() as db:
+            db.execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE message_id = ?",
                 (time.time() + delay_seconds, reason, message_id),
             )
             self._count("retried")
-            self._db.execute("COMMIT")
 
     def dead_letter(self, message_id: str, status: int, reason: str) -> None:
         """Pendo refused it for good: keep it, with the reason, out of the queue."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(
+        with self._transaction() as db:
+            db.execute(
                 "INSERT OR REPLACE INTO dead_letters SELECT message_id, body, ?, ?, ? FROM outbox WHERE message_id = ?",
                 (status, reason, time.time(), message_id),
             )
-            self._db.execute("UPDATE outbox SET state = 'dead' WHERE message_id = ?", (message_id,))
+            db.execute("UPDATE outbox SET state = 'dead' WHERE message_id = ?", (message_id,))
             self._count("dead_lettered")
-            self._db.execute("COMMIT")
 
     def stats(self) -> dict[str, int]:
         """Counters, plus how many events are pending."""
