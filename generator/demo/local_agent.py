@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-from pathlib import Path
 
 from generator.paths import NODE_MODULES
 
@@ -22,11 +21,6 @@ def servers() -> dict[str, dict[str, str]]:
     """The package's region table: data host, asset host and agent env per region."""
     loaded: dict[str, dict[str, str]] = json.loads((AGENT_PACKAGE / "dist" / "servers.json").read_text())
     return loaded
-
-
-def data_host(region: str) -> str:
-    """The https origin the agent sends its data to, for a region."""
-    return servers()["data"][region]
 
 
 @functools.cache
@@ -54,14 +48,3 @@ def agent_script(api_key: str, region: str = "io", data_origin: str | None = Non
         "assetHost": table["assetHost"][region],
     }
     return f"(function () {{\n{_agent_module()}\nloadAgent({json.dumps(config)});\n}})();\n"
-
-
-def agent_version() -> str:
-    """The packaged agent's version."""
-    version: str = json.loads((AGENT_PACKAGE / "package.json").read_text())["version"]
-    return version
-
-
-def module_path() -> Path:
-    """Where the packaged agent module is."""
-    return AGENT_PACKAGE / "dist" / "pendo.module.js"
