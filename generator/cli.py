@@ -212,7 +212,8 @@ def _run_relay(arguments: argparse.Namespace) -> int:
         secret=os.environ["PENDO_TRACK_EVENT_SECRET"],
         concurrency=arguments.concurrency,
     )
-    app = create_app(SqliteOutbox(arguments.db), RelaySettings(os.environ["RELAY_SHARED_SECRET"], delivery))
+    settings = RelaySettings(os.environ["RELAY_SHARED_SECRET"], delivery, visitor_rule=config.on_load.visitor_id)
+    app = create_app(SqliteOutbox(arguments.db), settings)
     print(f"relay on http://{arguments.host}:{arguments.port}/ → {delivery.url} (outbox {arguments.db})", flush=True)
     uvicorn.run(app, host=arguments.host, port=arguments.port, log_level="warning")
     return EXIT_OK

@@ -18,6 +18,7 @@ from generator.regions import CDN_HOSTS, Region, agent_url
 _API_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST = re.compile(rf"^{_HOST_LABEL}(?:\.{_HOST_LABEL})*(?::[0-9]{{1,5}})?$")
+_COOKIE_DOMAIN = re.compile(rf"^\.?{_HOST_LABEL}(?:\.{_HOST_LABEL})+$")
 _NONCE = re.compile(r"^[A-Za-z0-9+/_-]{8,}={0,2}$")
 _JS_IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")
 
@@ -87,6 +88,37 @@ class AgentOptions(StrictModel):
     extra: dict[str, Any] = Field(
         default_factory=dict, description="options this version does not know, passed to the agent as they are"
     )
+
+    @field_validator("dataHost", "contentHost", "assetHost")
+    @classmethod
+    def _as_https_origin(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # The agent uses dataHost and contentHost from pendo.initialize as given: a bare host name
+        # would make its requests relative to the page, so the scheme is added here.
+        if value is None:
+            return None
+        host = value
+        scheme, separator, rest = value.partition("://")
+        if separator:
+            if scheme.lower() != "https":
+                raise ValueError(f"{value!r} must be an https address, e.g. https://pendo-data.example.com")
+            host = rest
+        host = host.removesuffix("/")
+        if not _HOST.fullmatch(host):
+            raise ValueError(
+                f"{value!r} is not a host; give {info.field_name} as a host with no path, "
+                "e.g. pendo-data.example.com or https://pendo-data.example.com"
+            )
+        return "https://" + host.lower()
+
+    @field_validator("cookieDomain")
+    @classmethod
+    def _check_cookie_domain(cls, value: str | None) -> str | None:
+        if value is not None and not _COOKIE_DOMAIN.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a cookie domain; give your site's domain, e.g. .example.com "
+                "(the agent ignores a domain the page is not on)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _extra_does_not_shadow(self) -> AgentOptions:

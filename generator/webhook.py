@@ -18,6 +18,18 @@ from generator.regions import track_events_url
 SECRET_PLACEHOLDER = "<paste Pendo's Track Event Shared Secret here, in Segment>"
 
 
+# Pendo wants ms since the epoch as a number; Segment's timestamp is ISO 8601 text. Mapping-kit's only
+# date arithmetic is Liquid's date filter, whose %s rounds to the nearest second (so "%s%L" is 1 s late
+# whenever the milliseconds are 500 or more). Hence: drop the milliseconds, take whole seconds, append
+# the milliseconds, and let @json decode the digits into a number (Liquid output is always text).
+TIMESTAMP_MS = {
+    "@json": {
+        "mode": "decode",
+        "value": {"@liquid": "{{ timestamp | date: '%Y-%m-%dT%H:%M:%S%:z' | date: '%s' }}{{ timestamp | date: '%L' }}"},
+    }
+}
+
+
 def _path(path: str) -> dict[str, str]:
     return {"@path": path}
 
@@ -45,8 +57,7 @@ def data_mapping(config: Config) -> dict[str, Any]:
                 "else": _path("$.properties.groupId"),
             }
         },
-        # Segment's mapping directives have no date arithmetic; its Liquid filters do (ms since epoch, as text).
-        "timestamp": {"@liquid": "{{ timestamp | date: '%s%L' }}"},
+        "timestamp": TIMESTAMP_MS,
         "properties": _path("$.properties"),
         "context": {
             "ip": _path("$.context.ip"),
@@ -95,8 +106,8 @@ def checklist(config: Config) -> list[str]:
         "Put Pendo's Track Event Shared Secret (Pendo > Settings > Subscription Settings > your app) in the "
         "x-pendo-integration-key header; it is only written here with --include-secret.",
         "Send groupId in track properties (or context.groupId) so Pendo can attribute events to accounts.",
-        "The timestamp is ms since the epoch via Segment's Liquid filters, sent as text; if Pendo rejects it, "
-        "send these events through `python -m generator relay` instead, which sends a number.",
+        "Send a test event from the mapping screen: Pendo answers 200, and the body's timestamp is a number "
+        "(ms since the epoch, computed by Segment's Liquid date filter inside a JSON decode).",
     ]
     if config.webhook is not None and config.webhook.covers_web_source:
         steps.append(

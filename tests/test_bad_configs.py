@@ -54,6 +54,21 @@ BAD_CONFIGS: list[tuple[str, str | bytes, str]] = [
         "pendo.options.excludeAllText: expected true or false, got a string 'yes'",
     ),
     (
+        "dataHost http",
+        GOOD + '[pendo.options]\ndataHost = "http://data.example.com"\n',
+        "pendo.options.dataHost: 'http://data.example.com' must be an https address",
+    ),
+    (
+        "contentHost with path",
+        GOOD + '[pendo.options]\ncontentHost = "https://cdn.example.com/pendo"\n',
+        "pendo.options.contentHost: 'https://cdn.example.com/pendo' is not a host; give contentHost as a host",
+    ),
+    (
+        "cookieDomain url",
+        GOOD + '[pendo.options]\ncookieDomain = "https://example.com"\n',
+        "pendo.options.cookieDomain: 'https://example.com' is not a cookie domain; give your site's domain",
+    ),
+    (
         "negative guide timeout",
         GOOD + "[pendo.options.guides]\ntimeout = -5\n",
         "pendo.options.guides.timeout: must be at least 0, got -5",

@@ -59,6 +59,22 @@ def test_content_host_accepts_a_host_with_optional_scheme_and_trailing_slash(giv
         assert config.pendo.agent_url == f"https://{normalized}/agent/static/{KEY}/pendo.js"
 
 
+@pytest.mark.parametrize("option", ["dataHost", "contentHost", "assetHost"])
+@pytest.mark.parametrize(
+    "given",
+    ["pendo-data.example.com", "https://pendo-data.example.com", "HTTPS://Pendo-Data.example.com/"],
+)
+def test_agent_hosts_reach_the_agent_as_https_origins(option: str, given: str) -> None:
+    config = parse_config({"pendo": {"api_key": KEY, "options": {option: given}}})
+    assert config.pendo.options.for_agent() == {option: "https://pendo-data.example.com"}
+
+
+@pytest.mark.parametrize("domain", [".example.com", "example.com", "shop.example.co.uk"])
+def test_cookie_domain_accepts_a_domain_with_or_without_leading_dot(domain: str) -> None:
+    config = parse_config({"pendo": {"api_key": KEY, "options": {"cookieDomain": domain}}})
+    assert config.pendo.options.for_agent() == {"cookieDomain": domain}
+
+
 @pytest.mark.parametrize(
     ("data", "expected"),
     [

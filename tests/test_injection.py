@@ -1,7 +1,8 @@
 """Injection: hostile strings in every free-text config field stay inert data, byte for byte.
 
 Each payload goes into a subscription name, mapping literals, a quoted @path key, event and key
-filters, an FQL string (where FQL can hold it), a consent category and an extra agent option. The
+filters, an FQL string (where FQL can hold it), a consent category, the agent's free-text options
+and an extra agent option. The
 built script must parse and run, open no dialog, add no script, and carry each value unchanged to
 where it is mapped, as the real Pendo agent sends it.
 """
@@ -42,6 +43,10 @@ def config_with(payload: str) -> str:
     quoted_key_path = "$.properties[" + json.dumps(payload) + "]"
     lines = [
         default_config().rstrip("\n"),
+        "[pendo.options]",
+        f"allowedText = [{toml_value(payload)}]",
+        f"queryStringWhitelist = [{toml_value(payload)}]",
+        f"inlineStyleNonce = {toml_value(payload)}",
         "[pendo.options.extra]",
         f"note = {toml_value(payload)}",
         "[consent]",
@@ -123,6 +128,9 @@ def test_payload_is_inert_data_everywhere(
     assert payload in [entry["detail"]["name"] for entry in log if entry["kind"] == "subscription"]
     initialize = next(entry["detail"][0] for entry in log if entry["kind"] == "pendo.initialize")
     assert initialize["note"] == payload
+    assert initialize["allowedText"] == [payload]
+    assert initialize["queryStringWhitelist"] == [payload]
+    assert initialize["inlineStyleNonce"] == payload
 
     assert dialogs == []
     assert shop.page.evaluate("() => window.__pwned") is None

@@ -10,10 +10,10 @@ import pytest
 
 from generator.cli import main
 from generator.config_loader import parse_config
-from generator.mapping import MISSING, evaluate_mapping
-from generator.regions import REGIONS
-from generator.relay.convert import track_body
+from generator.regions import REGIONS, track_events_url
+from generator.relay.convert import RejectedEvent, track_body
 from generator.webhook import SECRET_PLACEHOLDER, webhook_document
+from tests.support.segment_engine import run_segment_engine
 
 GOLDEN = Path(__file__).parent / "golden" / "webhook"
 
@@ -32,33 +32,79 @@ def test_webhook_document_matches_golden_per_region(region: str, update_golden: 
     assert document == json.loads(golden.read_text()), "rerun with --update-golden and review the diff"
 
 
+def _event(name: str, **fields: Any) -> dict[str, Any]:
+    return {"type": "track", "event": name, "messageId": f"m-{name}", **fields}
+
+
+# Realistic server and mobile events as Segment delivers them: ISO timestamps in several offsets, with
+# milliseconds above and below 500 (where Liquid's rounding %s would be a second off), every id source.
 EVENTS = [
-    {
-        "type": "track",
-        "event": "Server",
-        "userId": "u-1",
-        "properties": {"a": 1, "groupId": "g-p"},
-        "context": {
+    _event(
+        "Everything",
+        userId="u-1",
+        anonymousId="an-1",
+        timestamp="2024-01-15T10:20:30.750Z",
+        properties={"a": 1, "groupId": "g-p", "nested": {"b": [1, "two"]}},
+        context={
             "groupId": "g-c",
             "ip": "203.0.113.1",
-            "userAgent": "UA",
-            "page": {"url": "https://x", "title": "T"},
+            "userAgent": "UA/1.0",
+            "page": {"url": "https://x.example/p", "title": "T"},
+            "library": {"name": "analytics-node"},
         },
-    },
-    {"type": "track", "event": "Anon", "anonymousId": "an-1", "properties": {"groupId": "g-p"}},
+    ),
+    _event("Anonymous", anonymousId="an-2", timestamp="2024-03-31T01:30:00.250+02:00", properties={"groupId": "g"}),
+    _event("User only", userId="u-3", timestamp="2023-12-31T23:59:59.999-05:30", properties={}),
+    _event("Whole second", userId="u-4", anonymousId="an-4", timestamp="2024-02-29T12:00:00.000Z"),
+    _event("Account in context", userId="u-5", timestamp="2025-06-01T00:00:00.500Z", context={"groupId": "acct"}),
+    _event("Mobile", anonymousId="an-6", timestamp="2026-11-28T17:44:38.123Z", context={"ip": "198.51.100.7"}),
 ]
+NOT_TRACK: list[dict[str, Any]] = [
+    {"type": "identify", "userId": "u-1", "traits": {}},
+    {"type": "page", "userId": "u-1", "name": "Home"},
+    {"type": "group", "userId": "u-1", "groupId": "g"},
+]
+VISITOR_RULES = ["user_id_or_anonymous", "user_id", "anonymous"]
 
 
-@pytest.mark.parametrize("event", EVENTS)
-def test_the_mapping_follows_the_relays_rules(event: dict[str, Any]) -> None:
-    data = webhook_document(config())["subscriptions"][0]["mapping"]["data"]
-    mapped = {key: evaluate_mapping(value, event) for key, value in data.items() if key != "timestamp"}
-    mapped = {key: value for key, value in mapped.items() if value is not MISSING}
-    mapped["context"] = {key: value for key, value in mapped.get("context", {}).items() if value is not MISSING}
-    expected = track_body(event)
-    del expected["timestamp"]
-    expected.setdefault("context", {})
-    assert mapped == expected
+@pytest.mark.parametrize("rule", VISITOR_RULES)
+def test_segments_engine_maps_each_event_to_the_relays_body(rule: str) -> None:
+    subscription = webhook_document(config(on_load={"visitor_id": rule}))["subscriptions"][0]
+    usable = []
+    for event in EVENTS:
+        try:
+            usable.append((event, track_body(event, rule)))  # type: ignore[arg-type]
+        except RejectedEvent:
+            continue
+    assert len(usable) >= 4
+    run = run_segment_engine(
+        [event for event, _ in usable], mapping=subscription["mapping"], subscribe=subscription["subscribe"]
+    )
+    assert run.mapping_error is None and run.subscribe_error is None
+    for (event, expected), result in zip(usable, run.results, strict=True):
+        assert result["matches"] is True
+        assert result["mapped"]["data"] == expected, event["event"]
+        assert isinstance(result["mapped"]["data"]["timestamp"], int)
+
+
+def test_segments_engine_subscribes_only_to_track_events() -> None:
+    subscription = webhook_document(config())["subscriptions"][0]
+    run = run_segment_engine(NOT_TRACK, subscribe=subscription["subscribe"])
+    assert [result["matches"] for result in run.results] == [False, False, False]
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_segment_accepts_each_regions_mapping(region: str) -> None:
+    mapping = webhook_document(config(pendo={"region": region}))["subscriptions"][0]["mapping"]
+    run = run_segment_engine([EVENTS[0]], mapping=mapping)
+    assert run.mapping_error is None
+    assert run.results[0]["mapped"]["url"] == track_events_url(region)
+    assert run.results[0]["mapped"]["method"] == "POST"
+
+
+def test_the_relay_sends_what_pendo_documents_for_a_timestamp() -> None:
+    # Pendo: "timestamp: int64 in milliseconds after the epoch"; 2024-01-15T10:20:30.750Z is 1705314030750.
+    assert track_body(EVENTS[0])["timestamp"] == 1705314030750
 
 
 def test_the_secret_is_written_only_when_asked(
@@ -102,3 +148,16 @@ def test_a_config_without_a_webhook_table_is_told_what_to_add(
     path.write_text('[pendo]\napi_key = "k-1"\n')
     assert main(["webhook", "--config", str(path), "--out", str(tmp_path / "w.json")]) == 1
     assert "the config has no [webhook] table" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("rule", "event", "reason"),
+    [
+        ("user_id", {"type": "track", "event": "E", "anonymousId": "a"}, "userId is not set ([on_load] visitor_id"),
+        ("anonymous", {"type": "track", "event": "E", "userId": "u"}, "anonymousId is not set"),
+        ("user_id_or_anonymous", {"type": "track", "event": "E"}, "neither userId nor anonymousId is set"),
+    ],
+)
+def test_the_relay_names_the_visitor_rule_an_event_cannot_meet(rule: str, event: dict[str, Any], reason: str) -> None:
+    with pytest.raises(RejectedEvent, match=reason.replace("(", r"\(").replace("[", r"\[")):
+        track_body(event, rule)  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from generator.relay.convert import RejectedEvent, message_id, track_body
+from generator.relay.convert import RejectedEvent, VisitorRule, message_id, track_body
 from generator.relay.delivery import Deliverer, DeliverySettings
 from generator.relay.outbox import SqliteOutbox
 
@@ -30,6 +30,7 @@ class RelaySettings:
 
     shared_secret: str
     delivery: DeliverySettings
+    visitor_rule: VisitorRule = "user_id_or_anonymous"
 
 
 def authorized(request: Request, body: bytes, secret: str) -> bool:
@@ -72,7 +73,7 @@ def create_app(outbox: SqliteOutbox, settings: RelaySettings) -> Starlette:
         accepted, duplicates, rejected = 0, 0, []
         for index, event in enumerate(events):
             try:
-                pendo_body = track_body(event)
+                pendo_body = track_body(event, settings.visitor_rule)
             except RejectedEvent as error:
                 rejected.append({"index": index, "reason": str(error)})
                 continue

@@ -6,10 +6,14 @@ import hashlib
 import json
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 ANONYMOUS_PREFIX = "_PENDO_T_"
 MAX_TEXT = 10_000
+
+# The config's [on_load] visitor_id. "none" (let Pendo's agent make up an id) has no meaning without a
+# browser, so server events then follow the default rule.
+VisitorRule = Literal["user_id", "user_id_or_anonymous", "anonymous", "none"]
 
 
 class RejectedEvent(ValueError):
@@ -25,7 +29,7 @@ def message_id(event: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def track_body(event: Any) -> dict[str, Any]:
+def track_body(event: Any, visitor_rule: VisitorRule = "user_id_or_anonymous") -> dict[str, Any]:
     """The Pendo request body for a track event; RejectedEvent for anything else."""
     if not isinstance(event, dict):
         raise RejectedEvent("an event must be a JSON object")
@@ -38,16 +42,17 @@ def track_body(event: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": "track",
         "event": name,
-        "visitorId": _visitor_id(event),
+        "visitorId": _visitor_id(event, visitor_rule),
         "timestamp": _timestamp_ms(event),
-        "properties": event["properties"] if isinstance(event.get("properties"), dict) else {},
     }
+    # Optional for Pendo; left out when absent, as Segment's mapping engine leaves out a missing @path.
+    if isinstance(event.get("properties"), dict):
+        body["properties"] = event["properties"]
     account_id = _account_id(event)
     if account_id is not None:
         body["accountId"] = account_id
-    context = _context(event.get("context"))
-    if context:
-        body["context"] = context
+    # Pendo's API requires the context object, empty or not.
+    body["context"] = _context(event.get("context"))
     return body
 
 
@@ -61,15 +66,18 @@ def _as_id(value: Any) -> str | None:
     return None
 
 
-def _visitor_id(event: dict[str, Any]) -> str:
+def _visitor_id(event: dict[str, Any], rule: VisitorRule) -> str:
     # The browser script's rule: the userId, else Pendo's anonymous prefix on Segment's anonymousId.
-    user_id = _as_id(event.get("userId"))
+    user_id = _as_id(event.get("userId")) if rule != "anonymous" else None
     if user_id is not None:
         return user_id
-    anonymous_id = _as_id(event.get("anonymousId"))
+    anonymous_id = _as_id(event.get("anonymousId")) if rule != "user_id" else None
     if anonymous_id is not None:
         return ANONYMOUS_PREFIX + anonymous_id
-    raise RejectedEvent("neither userId nor anonymousId is set; Pendo needs a visitor")
+    missing = {"user_id": "userId is not set", "anonymous": "anonymousId is not set"}.get(
+        rule, "neither userId nor anonymousId is set"
+    )
+    raise RejectedEvent(f"{missing} ([on_load] visitor_id = {rule!r}); Pendo needs a visitor")
 
 
 def _table(value: Any) -> dict[str, Any]:
