@@ -102,6 +102,18 @@ CALL_LOOP = """async ({method, calls}) => {
   return performance.now() - started;
 }"""
 
+# One call at a time: the latency a single call sees, without analytics.js's queue of 10,000 in flight.
+SEQUENTIAL_LOOP = """async ({method, calls}) => {
+  const options = {integrations: {'Segment.io': false}};
+  const started = performance.now();
+  for (let i = 0; i < calls; i += 1) {
+    if (method === 'identify') await analytics.identify('bench-user', {i: i, plan: 'pro'}, options);
+    else if (method === 'group') await analytics.group('bench-group', {i: i, seats: 3}, options);
+    else await analytics.track('Bench Event', {i: i, path: '/bench'}, options);
+  }
+  return performance.now() - started;
+}"""
+
 # Runs the script inline: it executes inside appendChild, so the clock brackets it exactly.
 FIRST_CALL_AFTER_LOAD = """(code) => {
   window.pendo = {initialize: function () { window.firstPendoCall = performance.now(); }};
@@ -144,11 +156,18 @@ def measure_browser(script: str, calls: int) -> dict[str, Any]:
         for method in _METHODS:
             page.evaluate(CALL_LOOP, {"method": method, "calls": calls // 10})
         without = {method: page.evaluate(CALL_LOOP, {"method": method, "calls": calls}) for method in _METHODS}
+        sequential = max(1, calls // 10)
+        without_one = {
+            method: page.evaluate(SEQUENTIAL_LOOP, {"method": method, "calls": sequential}) for method in _METHODS
+        }
         page.add_script_tag(content=script)
         page.wait_for_function("(name) => analytics.queue.plugins.some((p) => p.name === name)", arg=PLUGIN_NAME)
         for method in _METHODS:
             page.evaluate(CALL_LOOP, {"method": method, "calls": calls // 10})
         with_script = {method: page.evaluate(CALL_LOOP, {"method": method, "calls": calls}) for method in _METHODS}
+        with_one = {
+            method: page.evaluate(SEQUENTIAL_LOOP, {"method": method, "calls": sequential}) for method in _METHODS
+        }
 
         page.goto(f"{origin}/bench.html")
         page.wait_for_function("() => window.analytics && analytics.initialized === true")
@@ -163,6 +182,8 @@ def measure_browser(script: str, calls: int) -> dict[str, Any]:
             "without_us": without[method] * 1000 / calls,
             "with_us": with_script[method] * 1000 / calls,
             "ratio": with_script[method] / without[method],
+            "one_at_a_time_without_us": without_one[method] * 1000 / sequential,
+            "one_at_a_time_with_us": with_one[method] * 1000 / sequential,
         }
         for method in _METHODS
     }
@@ -229,6 +250,10 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(
             f"  {method:<28} {figures['without_us']:>8.1f} µs {figures['with_us']:>6.1f} µs {figures['ratio']:>6.2f}x"
         )
+    lines.append(f"one call at a time, {max(1, browser['calls_per_method'] // 10):,} calls each")
+    for method, figures in browser["per_call_us"].items():
+        without, with_us = figures["one_at_a_time_without_us"], figures["one_at_a_time_with_us"]
+        lines.append(f"  {method:<28} {without:>8.1f} µs {with_us:>6.1f} µs {with_us / without:>6.2f}x")
     first = browser["first_pendo_call_ms"]
     lines.append(
         f"\nfirst Pendo call after the script runs: {first['analytics_already_loaded']:.2f} ms "

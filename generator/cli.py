@@ -167,10 +167,12 @@ def _run_check(arguments: argparse.Namespace) -> int:
 
 
 def _run_import(arguments: argparse.Namespace) -> int:
-    from generator.segment_import import import_segment_settings  # noqa: PLC0415
+    from generator.segment_import import behaviour_notes, import_segment_settings  # noqa: PLC0415
 
-    import_segment_settings(arguments.settings, arguments.out, force=arguments.force)
+    text = import_segment_settings(arguments.settings, arguments.out, force=arguments.force)
     print(f"wrote {arguments.out}; build it with: python -m generator build --config {arguments.out} --out DIR")
+    for note in behaviour_notes(text):
+        print(f"note: {note}; it will match different events than it did in Segment", file=sys.stderr)
     return EXIT_OK
 
 

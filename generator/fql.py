@@ -255,6 +255,42 @@ def parse_fql(source: str) -> Node:
     return _Parser(source).parse()
 
 
+# Where Segment's engine reads the same text differently ----------------------------------------------
+
+_PROTOTYPE_KEYS = {"__proto__", "constructor", "prototype"}
+
+
+def segment_differences(source: str) -> list[str]:
+    """The constructs in a valid subscription that Segment's own engine evaluates differently from here."""
+    notes: list[str] = []
+    depth = deepest = 0
+    for token in tokenize(source):
+        depth += {"lparen": 1, "rparen": -1}.get(token.kind, 0)
+        deepest = max(deepest, depth)
+    if deepest > 1:
+        notes.append("nested parentheses, which Segment's engine fails to parse")
+    _collect_differences(parse_fql(source), notes)
+    return list(dict.fromkeys(notes))
+
+
+def _collect_differences(node: Node, notes: list[str]) -> None:
+    if isinstance(node, Junction):
+        for operand in node.operands:
+            _collect_differences(operand, notes)
+        return
+    if isinstance(node, Not):
+        notes.append("'not', which Segment's engine skips (there the condition is not negated)")
+        _collect_differences(node.operand, notes)
+        return
+    name = ".".join(node.field)
+    if _PROTOTYPE_KEYS & set(node.field[1:]):
+        notes.append(f"{name}, which Segment's engine reads from the prototype; here only own keys count")
+    if isinstance(node, Compare) and node.operator == "!=" and isinstance(node.value, bool):
+        notes.append(f"{name} != {str(node.value).lower()}, which always holds in Segment's engine")
+    if isinstance(node, Compare) and node.value is None and node.field in (("event",), ("type",)):
+        notes.append(f"{name} {node.operator} null, which Segment's engine compares with the text 'null'")
+
+
 # Compiling to JavaScript --------------------------------------------------------------------------
 
 
@@ -267,13 +303,12 @@ def compile_fql(node: Node, literals: LiteralTable, event: str = "e") -> str:
         return f"!{compile_fql(node.operand, literals, event)}"
     actual = f"pathOf({event}, {literals.ref(list(node.field))})"
     if isinstance(node, Function):
+        negated = ", true" if node.negated else ""
         if node.name == "contains":
-            test = f"containsText({actual}, {literals.ref(node.argument)})"
-        elif node.argument.endswith("*"):
-            test = f"startsWithText({actual}, {literals.ref(node.argument[:-1])})"
-        else:
-            test = f"endsWithText({actual}, {literals.ref(node.argument[1:])})"
-        return f"!{test}" if node.negated else test
+            return f"containsText({actual}, {literals.ref(node.argument)}{negated})"
+        if node.argument.endswith("*"):
+            return f"startsWithText({actual}, {literals.ref(node.argument[:-1])}{negated})"
+        return f"endsWithText({actual}, {literals.ref(node.argument[1:])}{negated})"
     return _compile_compare(node, actual, literals)
 
 
@@ -331,14 +366,16 @@ def evaluate_fql(node: Node, event: Any) -> bool:
         return not evaluate_fql(node.operand, event)
     actual = resolve_path(event, list(node.field))
     if isinstance(node, Function):
-        is_text = isinstance(actual, str)
+        # Segment's engine: a text test, negated or not, is false for anything but text.
+        if not isinstance(actual, str):
+            return False
         if node.name == "contains":
-            result = is_text and node.argument in actual
+            found = node.argument in actual
         elif node.argument.endswith("*"):
-            result = is_text and actual.startswith(node.argument[:-1])
+            found = actual.startswith(node.argument[:-1])
         else:
-            result = is_text and actual.endswith(node.argument[1:])
-        return not result if node.negated else result
+            found = actual.endswith(node.argument[1:])
+        return found != node.negated
     kind, expected = _comparison_kind(node)
     if kind == "null":
         present = actual is not MISSING and actual is not None

@@ -18,6 +18,7 @@ from generator import __version__
 from generator.actions import ACTIONS
 from generator.config_loader import parse_config
 from generator.errors import ConfigError, GeneratorError
+from generator.fql import segment_differences
 from generator.regions import REGION_BY_SEGMENT_URL, REGIONS
 from generator.toml_writer import TomlWriteError, table
 
@@ -38,6 +39,16 @@ def import_segment_settings(settings_path: Path, out_path: Path, *, force: bool 
     partial.write_text(text, encoding="utf-8")
     os.replace(partial, out_path)
     return text
+
+
+def behaviour_notes(text: str) -> list[str]:
+    """One line per imported subscription whose FQL Segment's engine reads differently from this tool."""
+    config = parse_config(tomllib.loads(text))
+    return [
+        f"subscriptions[{index}] {subscription.label!r} uses {difference}"
+        for index, subscription in enumerate(config.subscriptions)
+        for difference in segment_differences(subscription.fql)
+    ]
 
 
 def _read_settings(path: Path) -> dict[str, Any]:

@@ -43,9 +43,11 @@ export const isFilled = (value) => isPresent(value) && value != '';
 const isText = (value) => typeof value === 'string';
 const isNumber = (value) => typeof value === 'number';
 
-export const containsText = (value, text) => isText(value) && value.indexOf(text) !== -1;
-export const startsWithText = (value, prefix) => isText(value) && value.slice(0, prefix.length) === prefix;
-export const endsWithText = (value, suffix) => isText(value) && value.length >= suffix.length && value.slice(value.length - suffix.length) === suffix;
+// As in Segment's engine, a negated text test (!contains, !match) is still false when the field is not text.
+export const containsText = (value, text, negated) => isText(value) && (value.indexOf(text) !== -1) !== !!negated;
+export const startsWithText = (value, prefix, negated) => isText(value) && (value.slice(0, prefix.length) === prefix) !== !!negated;
+export const endsWithText = (value, suffix, negated) =>
+  isText(value) && (value.length >= suffix.length && value.slice(value.length - suffix.length) === suffix) !== !!negated;
 export const lessThan = (value, limit) => isNumber(value) && value < limit;
 export const atMost = (value, limit) => isNumber(value) && value <= limit;
 export const greaterThan = (value, limit) => isNumber(value) && value > limit;

@@ -1,4 +1,5 @@
-"""FQL subscriptions: parse errors word for word, and compiled JavaScript against the Python reference."""
+"""FQL subscriptions: parse errors word for word; the Python reference against Segment's own engine, and
+compiled JavaScript against the Python reference."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page
 
-from generator.fql import FqlError, evaluate_fql, parse_fql
+from generator.fql import FqlError, evaluate_fql, parse_fql, segment_differences
 from tests.support.compiled_js import predicates_script
+from tests.support.segment_engine import run_segment_engine
 
 EVENTS: list[dict[str, Any]] = [
     {"type": "track", "event": "Order Completed", "properties": {"plan": "pro", "total": 42, "paid": True}},
@@ -63,7 +65,33 @@ QUERIES = [
     "properties.tags = null",
     '(type = "track" or type = "page") and (properties.plan = "pro" or name = "Pricing")',
     'type = "track" and not (contains(event, "Report") or event = "")',
+    '!contains(properties.plan, "pr")',
+    '!match(name, "*ing")',
+    'contains(userId, "u")',
+    'match(context.page.path, "/pri*")',
+    'properties.total != "42"',
+    "traits.seats = 10",
+    'properties.plan = "pro" and !contains(event, "x")',
+    'userId != "5"',
+    "event = null",
+    "event != null",
+    'traits.role = "admin" or (type = "group" and (traits.seats > 5 or traits.seats < 0))',
 ]
+
+# Where this tool deliberately parts from Segment's engine (@segment/destination-subscriptions, which
+# Segment's action destinations evaluate subscriptions with), and why. Everything else must agree.
+SEGMENT_DIFFERENCES = {
+    'not type = "track"': "Segment's parser skips the word not, so the condition is not negated",
+    'not (type = "track" and properties.plan = "pro")': "Segment's parser skips the word not",
+    'type = "track" and not (contains(event, "Report") or event = "")': "Segment's parser skips the word not",
+    "properties.paid != true": "Segment compares a boolean with the text 'true', so != true/false always holds",
+    "properties.__proto__ = null": "only an object's own keys are fields here, never its prototype",
+    "event = null": "Segment compares event with the text 'null' instead of testing that it is missing",
+    "event != null": "Segment compares event with the text 'null' instead of testing that it is present",
+    'traits.role = "admin" or (type = "group" and (traits.seats > 5 or traits.seats < 0))': (
+        "Segment's parser fails on nested parentheses"
+    ),
+}
 
 
 @pytest.mark.browser
@@ -84,6 +112,22 @@ def test_compiled_predicates_agree_with_the_python_reference(page: Page) -> None
         if browser_row[column] != python_row[column]
     ]
     assert disagreements == []
+
+
+def test_the_reference_agrees_with_segments_engine_except_where_documented() -> None:
+    differing = {}
+    for query in QUERIES:
+        run = run_segment_engine(EVENTS, subscribe=query)
+        ours = [evaluate_fql(parse_fql(query), event) for event in EVENTS]
+        segments = run.subscribe_error or [result["matches"] for result in run.results]
+        if segments != ours:
+            differing[query] = segments
+    assert sorted(differing) == sorted(SEGMENT_DIFFERENCES), "update SEGMENT_DIFFERENCES with the reason"
+
+
+def test_the_differences_import_segment_points_out_are_exactly_those_segments_engine_shows() -> None:
+    flagged = sorted(query for query in QUERIES if segment_differences(query))
+    assert flagged == sorted(SEGMENT_DIFFERENCES)
 
 
 @pytest.mark.parametrize(

@@ -92,6 +92,23 @@ def test_what_cannot_be_carried_over_is_named_and_nothing_is_written(
     assert expected in capsys.readouterr().err
 
 
+def test_subscriptions_segments_engine_reads_differently_are_pointed_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    track = {**PRESETS[0], "name": "Not tests", "subscribe": 'type = "track" and not event = "Test"'}
+    flag = {**PRESETS[0], "name": "Unpaid", "subscribe": 'type = "track" and properties.paid != true'}
+    settings = {"apiKey": "k-1", "subscriptions": [track, flag, {**PRESETS[0]}]}
+    out = tmp_path / "pendo.toml"
+    assert main(["import-segment", str(write_settings(tmp_path, settings)), "--out", str(out)]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note: ")]
+    assert notes == [
+        "note: subscriptions[0] 'Not tests' uses 'not', which Segment's engine skips (there the condition is not "
+        "negated); it will match different events than it did in Segment",
+        "note: subscriptions[1] 'Unpaid' uses properties.paid != true, which always holds in Segment's engine; "
+        "it will match different events than it did in Segment",
+    ]
+
+
 def test_an_existing_config_is_not_replaced_without_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "pendo.toml"
     out.write_text("# mine\n")
