@@ -36,6 +36,20 @@ def checked_fql(value: str) -> str:
     return value
 
 
+def _https_host(value: str, *, not_https: str, not_a_host: str) -> str:
+    """The lower-cased host of "host" or "https://host", a trailing slash allowed; else a ValueError."""
+    host = value
+    scheme, separator, rest = value.partition("://")
+    if separator:
+        if scheme.lower() != "https":
+            raise ValueError(f"{value!r} {not_https}")
+        host = rest
+    host = host.removesuffix("/")
+    if not _HOST.fullmatch(host):
+        raise ValueError(f"{value!r} {not_a_host}")
+    return host.lower()
+
+
 class StrictModel(BaseModel):
     """A config table: unknown keys and loose types are errors, so typos never pass silently."""
 
@@ -96,19 +110,12 @@ class AgentOptions(StrictModel):
         # would make its requests relative to the page, so the scheme is added here.
         if value is None:
             return None
-        host = value
-        scheme, separator, rest = value.partition("://")
-        if separator:
-            if scheme.lower() != "https":
-                raise ValueError(f"{value!r} must be an https address, e.g. https://pendo-data.example.com")
-            host = rest
-        host = host.removesuffix("/")
-        if not _HOST.fullmatch(host):
-            raise ValueError(
-                f"{value!r} is not a host; give {info.field_name} as a host with no path, "
-                "e.g. pendo-data.example.com or https://pendo-data.example.com"
-            )
-        return "https://" + host.lower()
+        return "https://" + _https_host(
+            value,
+            not_https="must be an https address, e.g. https://pendo-data.example.com",
+            not_a_host=f"is not a host; give {info.field_name} as a host with no path, "
+            "e.g. pendo-data.example.com or https://pendo-data.example.com",
+        )
 
     @field_validator("cookieDomain")
     @classmethod
@@ -170,19 +177,11 @@ class PendoSettings(StrictModel):
     def _normalize_content_host(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        host = value
-        scheme, separator, rest = value.partition("://")
-        if separator:
-            if scheme.lower() != "https":
-                raise ValueError(f"{value!r} must be served over https; give the host alone, e.g. pendo.example.com")
-            host = rest
-        if host.endswith("/"):
-            host = host[:-1]
-        if not _HOST.fullmatch(host):
-            raise ValueError(
-                f"{value!r} is not a host name; give the CNAME host only, with no path, e.g. pendo-static.example.com"
-            )
-        return host.lower()
+        return _https_host(
+            value,
+            not_https="must be served over https; give the host alone, e.g. pendo.example.com",
+            not_a_host="is not a host name; give the CNAME host only, with no path, e.g. pendo-static.example.com",
+        )
 
     @property
     def agent_host(self) -> str:

@@ -1,4 +1,5 @@
-"""Mapping directives: what is refused and why, and compiled JavaScript against the Python reference."""
+"""Mapping directives: what is refused and why; the Python reference against Segment's own mapping engine,
+and compiled JavaScript against the Python reference."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from playwright.sync_api import Page
 
 from generator.mapping import MISSING, MappingError, check_mapping, evaluate_mapping
 from tests.support.compiled_js import UNDEFINED, mappings_script
+from tests.support.segment_engine import run_segment_engine
 
 EVENTS: list[dict[str, Any]] = [
     {
@@ -82,6 +84,33 @@ def _as_browser_json(value: Any) -> Any:
     if value is MISSING:
         return UNDEFINED
     return json.loads(json.dumps(value, default=lambda missing: None))
+
+
+def test_the_reference_agrees_with_segments_mapping_engine() -> None:
+    run = run_segment_engine(EVENTS, mapping={str(index): mapping for index, mapping in enumerate(MAPPINGS)})
+    assert run.mapping_error is None
+    disagreements = [
+        (mapping, event, result["mapped"].get(str(index), "(left out)"), ours)
+        for event, result in zip(EVENTS, run.results, strict=True)
+        for index, mapping in enumerate(MAPPINGS)
+        if result["mapped"].get(str(index), "(left out)") != (ours := _as_sent(evaluate_mapping(mapping, event)))
+    ]
+    assert disagreements == []
+
+
+def _as_sent(value: Any) -> Any:
+    """A mapped value as Pendo receives it, which is how the engines' outputs are compared.
+
+    Both outputs cross JSON (a missing array item becomes null) and the browser script's data sanitizer
+    drops "__proto__" keys, which Segment's engine leaves out of its copy too.
+    """
+    if value is MISSING:
+        return "(left out)"
+    if isinstance(value, list):
+        return [None if item is MISSING else _as_sent(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _as_sent(item) for key, item in value.items() if key != "__proto__" and item is not MISSING}
+    return value
 
 
 @pytest.mark.parametrize(
