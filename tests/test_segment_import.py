@@ -11,7 +11,10 @@ import pytest
 
 from generator.cli import main
 from generator.config_loader import load_config
+from generator.fql import evaluate_fql, parse_fql
+from generator.mapping import MISSING, evaluate_mapping
 from tests.conftest import BuildScript
+from tests.support.segment_engine import run_segment_engine
 from tests.support.shop import Shop
 
 SETTINGS = Path(__file__).parent / "segment_settings"
@@ -116,6 +119,35 @@ def test_an_existing_config_is_not_replaced_without_force(tmp_path: Path, capsys
     assert out.read_text() == "# mine\n"
     assert "exists; pass --force" in capsys.readouterr().err
     assert main(["import-segment", str(SETTINGS / "eu-filtered.json"), "--out", str(out), "--force"]) == 0
+
+
+IMPORT_EVENTS: list[dict[str, Any]] = [
+    {"type": "track", "event": "Checkout Started", "userId": "u", "properties": {"cart": {"items": 2}, "x": 1}},
+    {"type": "track", "event": "Viewed Checkout", "anonymousId": "a", "properties": {}},
+    {"type": "track", "event": "Checkout", "properties": {"cart": "not an object"}},
+    {"type": "identify", "userId": "u", "traits": {"plan": "pro"}, "context": {"groupId": "ctx"}},
+    {"type": "identify", "anonymousId": "a", "traits": {}, "groupId": "g"},
+    {"type": "group", "userId": "u", "groupId": "child", "traits": {"name": "C", "parentAccount": {"id": "p"}}},
+    {"type": "page", "name": "Home", "properties": {"url": "https://x.example/"}},
+]
+
+
+def test_imported_subscriptions_select_and_map_events_as_segments_engines_do(tmp_path: Path) -> None:
+    raw = json.loads((SETTINGS / "eu-filtered.json").read_text())["subscriptions"]
+    out = tmp_path / "pendo.toml"
+    assert main(["import-segment", str(SETTINGS / "eu-filtered.json"), "--out", str(out)]) == 0
+    imported = load_config(out).subscriptions
+    assert len(imported) == len(raw)
+    for original, subscription in zip(raw, imported, strict=True):
+        assert subscription.enabled == original["enabled"]
+        segment = run_segment_engine(IMPORT_EVENTS, mapping=original["mapping"], subscribe=original["subscribe"])
+        node = parse_fql(subscription.fql)
+        for event, result in zip(IMPORT_EVENTS, segment.results, strict=True):
+            assert evaluate_fql(node, event) == result["matches"], (original["name"], event)
+            if not result["matches"]:
+                continue
+            ours = {name: evaluate_mapping(subscription.field_mapping(name), event) for name in original["mapping"]}
+            assert {name: value for name, value in ours.items() if value is not MISSING} == result["mapped"]
 
 
 @pytest.mark.browser
