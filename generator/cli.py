@@ -214,7 +214,12 @@ def _run_relay(arguments: argparse.Namespace) -> int:
         secret=os.environ["PENDO_TRACK_EVENT_SECRET"],
         concurrency=arguments.concurrency,
     )
-    settings = RelaySettings(os.environ["RELAY_SHARED_SECRET"], delivery, visitor_rule=config.on_load.visitor_id)
+    settings = RelaySettings(
+        os.environ["RELAY_SHARED_SECRET"],
+        delivery,
+        visitor_rule=config.on_load.visitor_id,
+        subscribe=config.webhook.subscribe if config.webhook else RelaySettings.subscribe,
+    )
     app = create_app(SqliteOutbox(arguments.db), settings)
     print(f"relay on http://{arguments.host}:{arguments.port}/ → {delivery.url} (outbox {arguments.db})", flush=True)
     uvicorn.run(app, host=arguments.host, port=arguments.port, log_level="warning")

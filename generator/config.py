@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from generator.actions import ACTIONS, PRESET_ACTIONS, ActionName
-from generator.fql import FqlError, parse_fql
+from generator.fql import FqlError, parse_fql, segment_differences, selects_only
 from generator.mapping import MappingError, check_mapping
 from generator.regions import CDN_HOSTS, Region, agent_url
 
@@ -353,7 +353,20 @@ class WebhookSettings(StrictModel):
     @field_validator("subscribe")
     @classmethod
     def _parse_subscribe(cls, value: str) -> str:
-        return checked_fql(value)
+        checked_fql(value)
+        if not selects_only(parse_fql(value), "type", "track"):
+            raise ValueError(
+                "must select track events only (Pendo's Track Events API takes nothing else): start it with "
+                'type = "track" and ..., e.g. type = "track" and event != "Heartbeat"'
+            )
+        # Segment evaluates this subscription, not this tool: what its engine reads differently is refused.
+        differences = segment_differences(value)
+        if differences:
+            raise ValueError(
+                f"Segment, not this tool, evaluates this subscription, and it uses {'; '.join(differences)}: "
+                'rewrite that part, e.g. event != "X" instead of not event = "X"'
+            )
+        return value
 
     @field_validator("secret_env")
     @classmethod

@@ -255,6 +255,13 @@ def parse_fql(source: str) -> Node:
     return _Parser(source).parse()
 
 
+def selects_only(node: Node, field: str, value: str) -> bool:
+    """Whether every event the subscription matches has field = value (a top-level `and` term says so)."""
+    if isinstance(node, Junction) and node.operator == "and":
+        return any(selects_only(operand, field, value) for operand in node.operands)
+    return isinstance(node, Compare) and node.field == (field,) and node.operator == "=" and node.value == value
+
+
 # Where Segment's engine reads the same text differently ----------------------------------------------
 
 _PROTOTYPE_KEYS = {"__proto__", "constructor", "prototype"}

@@ -69,6 +69,16 @@ BAD_CONFIGS: list[tuple[str, str | bytes, str]] = [
         "pendo.options.cookieDomain: 'https://example.com' is not a cookie domain; give your site's domain",
     ),
     (
+        "webhook not only track",
+        GOOD + "[webhook]\nsubscribe = 'event = \"Signed Up\"'\n",
+        "webhook.subscribe: must select track events only (Pendo's Track Events API takes nothing else)",
+    ),
+    (
+        "webhook FQL Segment misreads",
+        GOOD + '[webhook]\nsubscribe = \'type = "track" and not event = "Test"\'\n',
+        "webhook.subscribe: Segment, not this tool, evaluates this subscription, and it uses 'not'",
+    ),
+    (
         "negative guide timeout",
         GOOD + "[pendo.options.guides]\ntimeout = -5\n",
         "pendo.options.guides.timeout: must be at least 0, got -5",

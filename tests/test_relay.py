@@ -38,12 +38,12 @@ def free_port() -> int:
 class Relay:
     """A `python -m generator relay` process."""
 
-    def __init__(self, workdir: Path, pendo_url: str) -> None:
+    def __init__(self, workdir: Path, pendo_url: str, config: str = '[pendo]\napi_key = "k-1"\n') -> None:
         self.workdir = workdir
         self.pendo_url = pendo_url
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
-        (workdir / "pendo.toml").write_text('[pendo]\napi_key = "k-1"\n')
+        (workdir / "pendo.toml").write_text(config)
 
     def start(self) -> Relay:
         env = {**os.environ, "PENDO_TRACK_EVENT_SECRET": PENDO_SECRET, "RELAY_SHARED_SECRET": SHARED_SECRET}
@@ -225,6 +225,26 @@ def test_bad_input_and_wrong_secrets_are_refused(  # noqa: PLR0917  (pytest pass
     assert answered == status
     assert detail in json.dumps(body)
     assert relay.metrics()["received"] == 0
+
+
+def test_the_relay_follows_the_configs_subscription_and_visitor_rule(tmp_path: Path, pendo: FakePendoTrack) -> None:
+    config = (
+        '[pendo]\napi_key = "k-1"\n[on_load]\nvisitor_id = "user_id"\n'
+        '[webhook]\nsubscribe = \'type = "track" and event != "Heartbeat"\'\n'
+    )
+    relay = Relay(tmp_path, pendo.url, config).start()
+    try:
+        batch = [track(1), track(2, event="Heartbeat"), track(3, userId=None, anonymousId="anon-3")]
+        status, result = relay.post("/v1/batch", {"batch": batch})
+        assert (status, result["accepted"], result["skipped"]) == (200, 1, 1)
+        assert result["rejected"] == [
+            {"index": 2, "reason": "userId is not set ([on_load] visitor_id = 'user_id'); Pendo needs a visitor"}
+        ]
+        wait_for(lambda: pendo.names() == ["Server Event 1"], "the one selected event")
+        time.sleep(0.5)
+        assert pendo.names() == ["Server Event 1"]
+    finally:
+        relay.stop()
 
 
 def test_segment_signatures_are_verified(relay: Relay, pendo: FakePendoTrack) -> None:

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from generator.fql import evaluate_fql, parse_fql
 from generator.relay.convert import RejectedEvent, VisitorRule, message_id, track_body
 from generator.relay.delivery import Deliverer, DeliverySettings
 from generator.relay.outbox import SqliteOutbox
@@ -31,6 +32,8 @@ class RelaySettings:
     shared_secret: str
     delivery: DeliverySettings
     visitor_rule: VisitorRule = "user_id_or_anonymous"
+    # The config's [webhook] subscribe: the same events go to Pendo as through Segment's webhook.
+    subscribe: str = 'type = "track"'
 
 
 def authorized(request: Request, body: bytes, secret: str) -> bool:
@@ -52,6 +55,7 @@ def authorized(request: Request, body: bytes, secret: str) -> bool:
 def create_app(outbox: SqliteOutbox, settings: RelaySettings) -> Starlette:
     """The ASGI app; its lifespan runs the deliverer."""
     deliverer = Deliverer(outbox, settings.delivery)
+    selected = parse_fql(settings.subscribe)
 
     async def receive(request: Request) -> JSONResponse:
         declared = int(request.headers.get("content-length") or 0)
@@ -70,20 +74,23 @@ def create_app(outbox: SqliteOutbox, settings: RelaySettings) -> Starlette:
             return _error(400, f"body is not JSON: {error}")
         is_batch = isinstance(document, dict) and isinstance(document.get("batch"), list)
         events = document["batch"] if is_batch else [document]
-        accepted, duplicates, rejected = 0, 0, []
+        accepted, duplicates, skipped, rejected = 0, 0, 0, []
         for index, event in enumerate(events):
             try:
                 pendo_body = track_body(event, settings.visitor_rule)
             except RejectedEvent as error:
                 rejected.append({"index": index, "reason": str(error)})
                 continue
-            if outbox.add(message_id(event), pendo_body):
+            if not evaluate_fql(selected, event):
+                skipped += 1
+            elif outbox.add(message_id(event), pendo_body):
                 accepted += 1
             else:
                 duplicates += 1
         deliverer.wake.set()
-        status = 422 if rejected and not (accepted or duplicates) else 200
-        return JSONResponse({"accepted": accepted, "duplicates": duplicates, "rejected": rejected}, status_code=status)
+        status = 422 if rejected and not (accepted or duplicates or skipped) else 200
+        counts = {"accepted": accepted, "duplicates": duplicates, "skipped": skipped, "rejected": rejected}
+        return JSONResponse(counts, status_code=status)
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "pending": outbox.stats()["pending"]})
