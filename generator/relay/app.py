@@ -23,6 +23,7 @@ from generator.relay.outbox import SqliteOutbox
 
 # Segment's own HTTP API takes at most 500 KB per batch request.
 MAX_BODY_BYTES = 500 * 1024
+MAX_DRAINED_BYTES = 8 * MAX_BODY_BYTES
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,18 @@ def create_app(outbox: SqliteOutbox, settings: RelaySettings) -> Starlette:
     selected = parse_fql(settings.subscribe)
 
     async def receive(request: Request) -> JSONResponse:
-        declared = int(request.headers.get("content-length") or 0)
-        if declared > MAX_BODY_BYTES:
-            return _error(413, f"body over {MAX_BODY_BYTES} bytes")
         body = b""
+        received = 0
+        # An oversized body is still read (up to a bound) and dropped: answering while the sender is still
+        # writing would close the connection under it, and it would see a reset instead of the 413.
         async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                return _error(413, f"body over {MAX_BODY_BYTES} bytes")
+            received += len(chunk)
+            if received <= MAX_BODY_BYTES:
+                body += chunk
+            elif received > MAX_DRAINED_BYTES:
+                break
+        if received > MAX_BODY_BYTES:
+            return _error(413, f"body over {MAX_BODY_BYTES} bytes")
         if not authorized(request, body, settings.shared_secret):
             return _error(401, "missing or wrong credentials: send X-Signature or HTTP Basic with the shared secret")
         try:
