@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -15,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,8 @@ import pytest
 
 from generator.paths import PROJECT_ROOT
 from generator.relay.convert import RejectedEvent, track_body
+from generator.relay.delivery import DAY_MS, Deliverer, DeliverySettings
+from generator.relay.outbox import SqliteOutbox
 from tests.support.fake_pendo_track import FakePendoTrack, fake_pendo_track
 
 SHARED_SECRET = "relay-shared-secret"
@@ -117,13 +121,18 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) ->
         time.sleep(0.05)
 
 
+# An hour ago, with milliseconds: Pendo refuses events more than 7 days old, so test events are recent.
+RECENT_MS = (int(time.time()) - 3600) * 1000 + 250
+RECENT = datetime.fromtimestamp(RECENT_MS / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def track(index: int, **extra: Any) -> dict[str, Any]:
     return {
         "type": "track",
         "event": f"Server Event {index}",
         "messageId": f"msg-{index}",
         "userId": f"user-{index % 3}",
-        "timestamp": "2026-11-28T10:00:00.250Z",
+        "timestamp": RECENT,
         "properties": {"i": index},
         "context": {"groupId": "acct-1", "ip": "203.0.113.9", "page": {"url": "https://x.example/p", "title": "P"}},
         **extra,
@@ -158,7 +167,7 @@ def test_every_event_is_delivered_once_with_the_pendo_body(relay: Relay, pendo: 
         "event": "Server Event 4",
         "visitorId": "user-1",
         "accountId": "acct-1",
-        "timestamp": 1795860000250,
+        "timestamp": RECENT_MS,
         "properties": {"i": 4},
         "context": {"ip": "203.0.113.9", "url": "https://x.example/p", "title": "P"},
     }
@@ -215,8 +224,9 @@ def test_killing_and_restarting_mid_stream_loses_and_duplicates_nothing(relay: R
             "is not an ISO 8601",
         ),
         (b"x" * (600 * 1024), {}, 413, "body over 512000 bytes"),
+        (track(1, timestamp="2020-01-01T00:00:00Z"), {}, 422, "more than 7 days old; Pendo does not process"),
     ],
-    ids=["wrong secret", "not JSON", "not track", "no visitor", "bad time", "too large"],
+    ids=["wrong secret", "not JSON", "not track", "no visitor", "bad time", "too large", "too old"],
 )
 def test_bad_input_and_wrong_secrets_are_refused(  # noqa: PLR0917  (pytest passes parameters positionally)
     relay: Relay, pendo: FakePendoTrack, document: Any, kwargs: dict[str, Any], status: int, detail: str
@@ -266,3 +276,49 @@ def test_anonymous_visitors_use_pendos_prefix_and_group_falls_back_to_properties
     assert (body["visitorId"], body["accountId"], body["timestamp"]) == ("_PENDO_T_a-1", "g-9", 1795856400000)
     with pytest.raises(RejectedEvent, match="has no time zone"):
         track_body({"type": "track", "event": "E", "userId": "u", "timestamp": "2026-11-28T10:00:00"})
+
+
+def test_the_outbox_keeps_only_what_it_still_needs(tmp_path: Path) -> None:
+    outbox = SqliteOutbox(tmp_path / "outbox.sqlite3")
+    old, recent = RECENT_MS - 9 * DAY_MS, RECENT_MS
+    for name, timestamp in [("old-delivered", old), ("old-pending", old), ("old-dead", old), ("new", recent)]:
+        assert outbox.add(name, {"event": name, "timestamp": timestamp})
+    outbox.delivered("old-delivered")
+    outbox.delivered("new")
+    outbox.dead_letter("old-dead", 400, "no")
+    bodies = dict(outbox._db.execute("SELECT message_id, body FROM outbox").fetchall())
+    assert bodies["old-delivered"] == bodies["new"] == bodies["old-dead"] == ""
+    assert outbox.prune(RECENT_MS - 8 * DAY_MS) == 2
+    remaining = {row[0] for row in outbox._db.execute("SELECT message_id FROM outbox")}
+    assert remaining == {"old-pending", "new"}
+    assert not outbox.add("new", {"event": "new", "timestamp": recent}), "a remembered messageId is a duplicate"
+    assert outbox.dead_letters() == [{"messageId": "old-dead", "status": 400, "reason": "no"}]
+    outbox.close()
+
+
+def test_an_event_that_aged_past_seven_days_is_dead_lettered_not_sent(tmp_path: Path, pendo: FakePendoTrack) -> None:
+    outbox = SqliteOutbox(tmp_path / "outbox.sqlite3")
+    outbox.add("aged", {"type": "track", "event": "Aged", "timestamp": RECENT_MS - 8 * DAY_MS})
+    outbox.add("fresh", {"type": "track", "event": "Fresh", "timestamp": RECENT_MS})
+
+    async def deliver_until_settled() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(Deliverer(outbox, DeliverySettings(url=pendo.url, secret="s")).run(stop))
+        for _ in range(200):
+            if outbox.stats()["pending"] == 0:
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+
+    asyncio.run(deliver_until_settled())
+    assert pendo.names() == ["Fresh"]
+    assert outbox.dead_letters() == [
+        {
+            "messageId": "aged",
+            "status": 0,
+            "reason": "not delivered within 7 days: the timestamp is more than 7 days old; "
+            "Pendo does not process older track events",
+        }
+    ]
+    outbox.close()

@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from generator.fql import evaluate_fql, parse_fql
-from generator.relay.convert import RejectedEvent, VisitorRule, message_id, track_body
+from generator.relay.convert import TOO_OLD, RejectedEvent, VisitorRule, message_id, too_old_for_pendo, track_body
 from generator.relay.delivery import Deliverer, DeliverySettings
 from generator.relay.outbox import SqliteOutbox
 
@@ -86,7 +87,9 @@ def create_app(outbox: SqliteOutbox, settings: RelaySettings) -> Starlette:
             except RejectedEvent as error:
                 rejected.append({"index": index, "reason": str(error)})
                 continue
-            if not evaluate_fql(selected, event):
+            if too_old_for_pendo(pendo_body, time.time() * 1000):
+                rejected.append({"index": index, "reason": TOO_OLD})
+            elif not evaluate_fql(selected, event):
                 skipped += 1
             elif outbox.add(message_id(event), pendo_body):
                 accepted += 1

@@ -10,6 +10,9 @@ from typing import Any, Literal
 
 ANONYMOUS_PREFIX = "_PENDO_T_"
 MAX_TEXT = 10_000
+# Pendo does not process track events whose timestamp is more than seven days old.
+PENDO_MAX_AGE_MS = 7 * 24 * 3600 * 1000
+TOO_OLD = "the timestamp is more than 7 days old; Pendo does not process older track events"
 
 # The config's [on_load] visitor_id. "none" (let Pendo's agent make up an id) has no meaning without a
 # browser, so server events then follow the default rule.
@@ -54,6 +57,12 @@ def track_body(event: Any, visitor_rule: VisitorRule = "user_id_or_anonymous") -
     # Pendo's API requires the context object, empty or not.
     body["context"] = _context(event.get("context"))
     return body
+
+
+def too_old_for_pendo(body: dict[str, Any], now_ms: float) -> bool:
+    """Whether Pendo would ignore this body for its age."""
+    timestamp: int = body["timestamp"]
+    return timestamp < now_ms - PENDO_MAX_AGE_MS
 
 
 def _as_id(value: Any) -> str | None:

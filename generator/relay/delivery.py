@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from dataclasses import dataclass
 
 import httpx
 
+from generator.relay.convert import PENDO_MAX_AGE_MS, TOO_OLD, too_old_for_pendo
 from generator.relay.outbox import Outbox, Pending
+
+DAY_MS = 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,7 @@ class DeliverySettings:
     first_retry_seconds: float = 0.5
     max_retry_seconds: float = 60.0
     poll_seconds: float = 0.2
+    prune_every_seconds: float = 600.0
 
 
 def backoff_seconds(attempts: int, settings: DeliverySettings, retry_after: str | None = None) -> float:
@@ -52,7 +57,13 @@ class Deliverer:
         async with httpx.AsyncClient(timeout=self.settings.timeout_seconds, limits=limits) as client:
             slots = asyncio.Semaphore(self.settings.concurrency)
             tasks: set[asyncio.Task[None]] = set()
+            next_prune = 0.0
             while not stop.is_set():
+                if time.monotonic() >= next_prune:
+                    # Any replay of a forgotten messageId is now too old to be accepted, so nothing
+                    # is delivered twice; a day's margin covers clock differences between senders.
+                    self.outbox.prune(time.time() * 1000 - PENDO_MAX_AGE_MS - DAY_MS)
+                    next_prune = time.monotonic() + self.settings.prune_every_seconds
                 free = self.settings.concurrency - len(self._in_flight)
                 for item in self.outbox.due(free, self._in_flight) if free > 0 else []:
                     self._in_flight.add(item.message_id)
@@ -69,6 +80,9 @@ class Deliverer:
 
     async def _send(self, client: httpx.AsyncClient, slots: asyncio.Semaphore, item: Pending) -> None:
         try:
+            if too_old_for_pendo(item.body, time.time() * 1000):
+                self.outbox.dead_letter(item.message_id, 0, f"not delivered within 7 days: {TOO_OLD}")
+                return
             async with slots:
                 response = await client.post(
                     self.settings.url,

@@ -49,6 +49,9 @@ class Outbox(Protocol):
     def stats(self) -> dict[str, int]:
         """Counters, plus how many events are pending."""
 
+    def prune(self, before_ms: float) -> int:
+        """Forget delivered and dead-lettered events whose timestamp is before before_ms; how many."""
+
 
 class SqliteOutbox:
     """The outbox in a SQLite file (WAL mode): a crash or restart keeps every accepted event."""
@@ -68,7 +71,8 @@ class SqliteOutbox:
                 attempts INTEGER NOT NULL DEFAULT 0,
                 next_attempt_at REAL NOT NULL,
                 last_error TEXT,
-                created_at REAL NOT NULL
+                created_at REAL NOT NULL,
+                event_time REAL NOT NULL DEFAULT 0
             );
             CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
             CREATE TABLE IF NOT EXISTS dead_letters (
@@ -77,6 +81,11 @@ class SqliteOutbox:
             CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
             """
         )
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
+        if "event_time" not in columns:
+            # An outbox from before event_time: its rows are kept until they are a week old by arrival.
+            self._db.execute("ALTER TABLE outbox ADD COLUMN event_time REAL NOT NULL DEFAULT 0")
+            self._db.execute("UPDATE outbox SET event_time = created_at * 1000")
         for name in COUNTERS:
             self._db.execute("INSERT OR IGNORE INTO counters VALUES (?, 0)", (name,))
 
@@ -99,8 +108,9 @@ class SqliteOutbox:
         now = time.time()
         with self._transaction() as db:
             inserted = db.execute(
-                "INSERT OR IGNORE INTO outbox (message_id, body, next_attempt_at, created_at) VALUES (?, ?, ?, ?)",
-                (message_id, json.dumps(body), now, now),
+                "INSERT OR IGNORE INTO outbox (message_id, body, next_attempt_at, created_at, event_time) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (message_id, json.dumps(body), now, now, body["timestamp"]),
             ).rowcount
             self._count("received" if inserted else "duplicates")
         return bool(inserted)
@@ -119,7 +129,9 @@ class SqliteOutbox:
         """Pendo accepted it."""
         with self._transaction() as db:
             db.execute(
-                "UPDATE outbox SET state = 'delivered', attempts = attempts + 1 WHERE message_id = ?", (message_id,)
+                # Only the messageId is still needed (to refuse a replay); the body was the bulk of the row.
+                "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, body = '' WHERE message_id = ?",
+                (message_id,),
             )
             self._count("delivered")
 
@@ -139,7 +151,7 @@ class SqliteOutbox:
                 "INSERT OR REPLACE INTO dead_letters SELECT message_id, body, ?, ?, ? FROM outbox WHERE message_id = ?",
                 (status, reason, time.time(), message_id),
             )
-            db.execute("UPDATE outbox SET state = 'dead' WHERE message_id = ?", (message_id,))
+            db.execute("UPDATE outbox SET state = 'dead', body = '' WHERE message_id = ?", (message_id,))
             self._count("dead_lettered")
 
     def stats(self) -> dict[str, int]:
@@ -148,6 +160,14 @@ class SqliteOutbox:
             counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
             pending = self._db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()[0]
         return {**counters, "pending": pending}
+
+    def prune(self, before_ms: float) -> int:
+        """Forget delivered and dead-lettered events whose timestamp is before before_ms; how many."""
+        with self._transaction() as db:
+            removed: int = db.execute(
+                "DELETE FROM outbox WHERE state IN ('delivered', 'dead') AND event_time < ?", (before_ms,)
+            ).rowcount
+        return removed
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """Everything Pendo refused, with its status and reason."""
