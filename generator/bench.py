@@ -8,12 +8,14 @@ unreachable, so they measure this script's own work, not the agent's.
 
 from __future__ import annotations
 
+import copy
 import json
 import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+import tomllib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ from typing import Any
 
 from generator.bundle import MINIFIED_NAME, bundle_with_esbuild, esbuild_version, find_esbuild
 from generator.chromium import CHROMIUM_FLAGS, chromium_executable
-from generator.config_loader import load_config
+from generator.config_loader import load_config, parse_config
 from generator.errors import GeneratorError
 from generator.manifest import gzip_size
 from generator.paths import PROJECT_ROOT
@@ -66,6 +68,65 @@ def measure_sizes(configs: list[Path]) -> list[SizeRow]:
             data = (out / MINIFIED_NAME).read_bytes()
             rows.append(SizeRow(config.stem, len(data), gzip_size(data), len(brotli.compress(data, quality=11))))
     return rows
+
+
+def _without(*path: str) -> Callable[[dict[str, Any]], None]:
+    def edit(data: dict[str, Any]) -> None:
+        table = data
+        for key in path[:-1]:
+            table = table.get(key, {})
+        table.pop(path[-1], None)
+
+    return edit
+
+
+def _without_page_subscriptions(data: dict[str, Any]) -> None:
+    data["subscriptions"] = [item for item in data.get("subscriptions", []) if item.get("action") != "page"]
+
+
+def _without_logout(data: dict[str, Any]) -> None:
+    data.setdefault("logout", {})["clear_session"] = False
+
+
+def _without_key_filters(data: dict[str, Any]) -> None:
+    for key in ("visitor_keys", "account_keys"):
+        data.get("on_load", {}).pop(key, None)
+
+
+# What the budget config turns on, each with the edit that turns it off again.
+FEATURES: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
+    ("custom subscriptions instead of Segment's presets", _without("subscriptions")),
+    ("a page subscription", _without_page_subscriptions),
+    ("the consent gate", _without("consent")),
+    ("clearSession on analytics.reset()", _without_logout),
+    ("agent options", _without("pendo", "options")),
+    ("on-load key filters", _without_key_filters),
+    ("a custom analytics global", _without("source")),
+    ("a CNAME host", _without("pendo", "content_host")),
+]
+
+
+def measure_feature_costs(config_path: Path) -> list[dict[str, Any]]:
+    """Gzip bytes each feature of a config adds: its script's size minus the size without that feature."""
+    binary = find_esbuild()
+    if binary is None:
+        raise BenchError("no esbuild binary: run `npm ci`")
+    data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+
+    def gzip_bytes(variant: dict[str, Any]) -> int:
+        config = parse_config(variant, source=config_path.name)
+        with tempfile.TemporaryDirectory() as work:
+            modules = render(config, Path(work))
+            bundle = bundle_with_esbuild(binary, Path(work), modules, config.build.target)
+        return gzip_size(bundle.minified.encode())
+
+    whole = gzip_bytes(data)
+    costs = []
+    for name, turn_off in FEATURES:
+        variant = copy.deepcopy(data)
+        turn_off(variant)
+        costs.append({"feature": name, "gzip": whole - gzip_bytes(variant)})
+    return costs
 
 
 def measure_build_times(config: Path, runs: int) -> dict[str, float]:
@@ -243,12 +304,14 @@ def run(json_path: Path, *, calls: int = 10_000, runs: int = 5) -> int:
         script = (Path(work) / MINIFIED_NAME).read_text()
     browser = measure_browser(script, calls)
     budget_row = next(row for row in sizes if row.config == BUDGET_CONFIG)
+    feature_costs = measure_feature_costs(next(path for path in EXAMPLE_CONFIGS if path.stem == BUDGET_CONFIG))
     within_budget = budget_row.gzip <= GZIP_BUDGET
     binary = find_esbuild()
     report = {
         "esbuild": esbuild_version(binary) if binary else None,
         "sizes": [row.__dict__ for row in sizes],
         "budget": {"config": BUDGET_CONFIG, "gzip_limit": GZIP_BUDGET, "gzip": budget_row.gzip, "ok": within_budget},
+        "feature_costs": feature_costs,
         "segment_pendo_web_actions": SEGMENT_DESTINATION,
         "build": times,
         "browser": browser,
@@ -270,6 +333,9 @@ def format_report(report: dict[str, Any]) -> str:
     budget = report["budget"]
     verdict = "OK" if budget["ok"] else "OVER BUDGET"
     lines.append(f"budget: {budget['config']} {budget['gzip']} B gzip <= {budget['gzip_limit']} B: {verdict}")
+    lines.append(f"what {budget['config']}'s features add (gzip B, each measured by turning it off)")
+    for cost in report["feature_costs"]:
+        lines.append(f"  {cost['feature']:<52} {cost['gzip']:>5}")
     browser = report["browser"]
     lines.append(f"\nper call, {browser['calls_per_method']:,} calls each    without us   with us   ratio")
     for method, figures in browser["per_call_us"].items():
