@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -311,7 +312,10 @@ def test_an_event_that_aged_past_seven_days_is_dead_lettered_not_sent(tmp_path: 
         stop.set()
         await task
 
-    asyncio.run(deliver_until_settled())
+    # A thread of its own: Playwright's sync API may already run an event loop in this one.
+    worker = threading.Thread(target=lambda: asyncio.run(deliver_until_settled()))
+    worker.start()
+    worker.join(timeout=30)
     assert pendo.names() == ["Fresh"]
     assert outbox.dead_letters() == [
         {
