@@ -105,6 +105,9 @@
           call ? 'pendo.' + call[0] + '(…)' : 'nothing to send', { mapped: entry.detail.mapped, call: call });
       } else if (entry.kind === 'pendo.initialize') {
         addItem('pendo-decision', 'pendo.initialize', 'from what analytics.js remembers', entry.detail[0]);
+      } else if (entry.kind === 'pendo will not show') {
+        addItem('pendo-warning', 'Pendo will not show all of it', 'subscription "' + entry.detail.name + '"',
+          entry.detail.warnings);
       } else if (entry.kind === 'consent' || entry.kind.indexOf('held back') === 0) {
         addItem('pendo-decision', entry.kind, '', entry.detail);
       }

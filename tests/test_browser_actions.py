@@ -337,8 +337,32 @@ def test_debug_build_logs_each_decision_and_plain_build_has_no_logging(
         "call": ["track", "Debugged", {"a": 1}],
     }
     assert any(message.startswith("[segment-pendo] pendo.track") for message in messages)
+    assert "pendo will not show" not in log
+    shop.run(
+        "() => analytics.track('Oversized', {'cart.items': 2, '2fa': true, __meta__: 1, fine_name: 'x'.repeat(600)})"
+    )
+    shop.wait_until(lambda: len(shop.internet.tracks()) == 2)
+    warnings = shop.run(
+        "() => window.segmentPendoDebug.log.filter((entry) => entry.kind === 'pendo will not show')"
+        ".map((entry) => entry.detail)"
+    )
+    assert warnings == [
+        {
+            "name": "Send Track Event",
+            "warnings": [
+                'property "cart.items" will not show in Pendo: use letters, digits and _ (at most 32, not starting '
+                "with a digit)",
+                'property "2fa" will not show in Pendo: use letters, digits and _ (at most 32, not starting with a '
+                "digit)",
+                'property "__meta__" will not show in Pendo: use letters, digits and _ (at most 32, not starting '
+                "with a digit)",
+                'properties are 655 bytes of JSON: Pendo shows more than 512 as "event properties JSON too large"',
+            ],
+        }
+    ]
     plain = build_script(default_config()).read_text()
     assert "segment-pendo]" not in plain and "segmentPendoDebug" not in plain
+    assert "JSON too large" not in plain
 
 
 def test_page_subscription_reports_virtual_page_views(open_shop: Callable[[str], Shop]) -> None:

@@ -7,6 +7,7 @@ import { identifySubscriptions } from './identify.js';
 import { groupSubscriptions } from './group.js';
 import { trackSubscriptions } from './track.js';
 import { pageSubscriptions } from './page.js';
+import { trackCallWarnings } from './pendo-limits.js';
 
 // Marks the page as handled, so that a second copy of this script stays idle.
 const INSTALLED = Symbol.for('segment-pendo');
@@ -110,6 +111,10 @@ function start(win, doc) {
     results.forEach(function (result) {
       debug('subscription', { name: result[0], mapped: result[1], call: result[2] });
       const call = result[2];
+      const warnings = call === null ? [] : trackCallWarnings(call);
+      if (warnings.length > 0) {
+        debug('pendo will not show', { name: result[0], warnings: warnings });
+      }
       if (call !== null) {
         callPendo([call]);
       }
