@@ -155,6 +155,8 @@ def _run_build(arguments: argparse.Namespace) -> int:
 
 def _run_check(arguments: argparse.Namespace) -> int:
     from generator.config_loader import load_config  # noqa: PLC0415
+    from generator.regions import track_events_url  # noqa: PLC0415
+    from generator.webhook import double_tracking_warning  # noqa: PLC0415
 
     config = load_config(arguments.config)
     print(f"{arguments.config}: ok (agent {config.pendo.agent_url})")
@@ -163,6 +165,12 @@ def _run_check(arguments: argparse.Namespace) -> int:
         print(
             f"  [{state}] subscriptions[{index}] {subscription.label!r}: {subscription.action} when {subscription.fql}"
         )
+    if config.webhook is not None:
+        url = track_events_url(config.pendo.region)
+        print(f"  [webhook] {config.webhook.name!r}: POST {url} when {config.webhook.subscribe}")
+    warning = double_tracking_warning(config)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 

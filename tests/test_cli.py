@@ -101,6 +101,20 @@ def test_check_validates_without_writing(tmp_path: Path, capsys: pytest.CaptureF
     assert {path.name for path in tmp_path.iterdir()} == {"pendo.toml"}
 
 
+def test_check_shows_the_webhook_and_warns_of_double_tracking(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, '[pendo]\napi_key = "k-1"\nregion = "eu"\n[webhook]\n')
+    assert main(["check", "--config", str(config)]) == 0
+    captured = capsys.readouterr()
+    assert (
+        "  [webhook] 'Send track events to Pendo': POST https://app.eu.pendo.io/data/track when type = \"track\""
+        in captured.out.splitlines()
+    )
+    assert "warning: track events are sent both by the browser script and by the [webhook]" in captured.err
+    assert {path.name for path in tmp_path.iterdir()} == {"pendo.toml"}
+
+
 @pytest.mark.parametrize(
     "argv",
     [[], ["build"], ["build", "--config", "x.toml"], ["check"], ["frobnicate"], ["build", "--out", "x", "--nope"]],
