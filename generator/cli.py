@@ -1,4 +1,7 @@
-"""Command line: `python -m generator build|check`. Exit 0 ok, 1 bad input, 2 usage error."""
+"""Command line: `python -m generator build|check|import-segment|bench|webhook|relay|serve`.
+
+Exit 0 ok, 1 bad input, 2 usage error.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,28 @@ from generator.errors import GeneratorError
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1
 EXIT_USAGE = 2
+MAX_PORT = 65_535
+
+
+def _positive(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _integer(text)
+    if not 0 <= value <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to {MAX_PORT})")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,8 +113,8 @@ def _make_parser() -> argparse.ArgumentParser:
         ),
     )
     bench.add_argument("--json", type=Path, default=Path("bench-results/bench.json"), help="where to write JSON")
-    bench.add_argument("--calls", type=int, default=10_000, help="calls per method (default 10,000)")
-    bench.add_argument("--runs", type=int, default=5, help="builds to take the median of (default 5)")
+    bench.add_argument("--calls", type=_positive, default=10_000, help="calls per method (default 10,000)")
+    bench.add_argument("--runs", type=_positive, default=5, help="builds to take the median of (default 5)")
     bench.set_defaults(run=_run_bench)
 
     webhook = commands.add_parser(
@@ -117,10 +142,10 @@ def _make_parser() -> argparse.ArgumentParser:
     )
     _add_config_argument(relay)
     relay.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    relay.add_argument("--port", type=int, default=8787, help="port to listen on (default 8787)")
+    relay.add_argument("--port", type=_port, default=8787, help="port to listen on (default 8787)")
     relay.add_argument("--db", type=Path, default=Path("relay.sqlite3"), help="the outbox file (default relay.sqlite3)")
     relay.add_argument("--pendo-url", help="override the Track Events API URL (default: the config's region)")
-    relay.add_argument("--concurrency", type=int, default=4, help="requests to Pendo at once (default 4)")
+    relay.add_argument("--concurrency", type=_positive, default=4, help="requests to Pendo at once (default 4)")
     relay.set_defaults(run=_run_relay)
 
     serve = commands.add_parser(
@@ -133,7 +158,7 @@ def _make_parser() -> argparse.ArgumentParser:
     )
     _add_config_argument(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0 picks one)")
+    serve.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000; 0 picks one)")
     serve.add_argument("--open", action="store_true", help="open the page in the default browser")
     serve.set_defaults(run=_run_serve)
     return parser

@@ -117,7 +117,18 @@ def test_check_shows_the_webhook_and_warns_of_double_tracking(
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["build"], ["build", "--config", "x.toml"], ["check"], ["frobnicate"], ["build", "--out", "x", "--nope"]],
+    [
+        [],
+        ["build"],
+        ["build", "--config", "x.toml"],
+        ["check"],
+        ["frobnicate"],
+        ["build", "--out", "x", "--nope"],
+        ["relay", "--config", "x.toml", "--concurrency", "0"],
+        ["relay", "--config", "x.toml", "--port", "70000"],
+        ["serve", "--config", "x.toml", "--port", "eighty"],
+        ["bench", "--runs", "-1"],
+    ],
 )
 def test_usage_errors_exit_2(argv: list[str]) -> None:
     assert main(argv) == 2
