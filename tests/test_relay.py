@@ -258,6 +258,49 @@ def test_the_relay_follows_the_configs_subscription_and_visitor_rule(tmp_path: P
         relay.stop()
 
 
+def test_segments_own_node_library_can_send_to_the_relay(relay: Relay, pendo: FakePendoTrack) -> None:
+    calls: list[list[Any]] = []
+    for index in range(12):
+        message: dict[str, Any] = {
+            "event": f"Node Event {index}",
+            "properties": {"i": index},
+            "timestamp": RECENT,
+        }
+        if index % 2:
+            message["userId"] = f"node-user-{index}"
+            message["context"] = {"groupId": "acct-context"}
+        else:
+            message["anonymousId"] = f"node-anon-{index}"
+            message["properties"]["groupId"] = "acct-properties"
+        calls.append(["track", message])
+        if index == 7:
+            calls.append(["identify", {"userId": "node-user-7", "traits": {"plan": "pro"}}])
+            calls.append(["page", {"userId": "node-user-7", "name": "Home"}])
+    # The write key is what the library authenticates with (HTTP Basic): here, the relay's shared secret.
+    sent = subprocess.run(
+        ["node", str(PROJECT_ROOT / "tests" / "support" / "segment_node_client.cjs")],
+        input=json.dumps({"host": f"http://127.0.0.1:{relay.port}", "writeKey": SHARED_SECRET, "calls": calls}),
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        check=True,
+        timeout=60,
+    )
+    report = json.loads(sent.stdout)
+    assert report["errors"] == []
+    assert report["statuses"] and set(report["statuses"]) == {200}
+    wait_for(lambda: len(pendo.received) == 12, "the 12 track events")
+    time.sleep(0.5)
+    by_name = {body["event"]: body for body in pendo.received}
+    assert sorted(by_name) == sorted(f"Node Event {index}" for index in range(12))
+    assert by_name["Node Event 1"]["visitorId"] == "node-user-1"
+    assert by_name["Node Event 1"]["accountId"] == "acct-context"
+    assert by_name["Node Event 2"]["visitorId"] == "_PENDO_T_node-anon-2"
+    assert by_name["Node Event 2"]["accountId"] == "acct-properties"
+    assert {body["timestamp"] for body in pendo.received} == {RECENT_MS}
+    assert relay.metrics()["received"] == 12
+
+
 def test_segment_signatures_are_verified(relay: Relay, pendo: FakePendoTrack) -> None:
     assert relay.post("/", track(1), sign=True)[0] == 200
     assert relay.post("/", track(2), sign=True, secret="forged")[0] == 401
