@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import hashlib
 import hmac
 import json
@@ -85,9 +86,13 @@ class Relay:
             self.process.terminate()
             self.process.wait(timeout=10)
 
-    def post(self, path: str, document: Any, *, secret: str = SHARED_SECRET, sign: bool = False) -> tuple[int, Any]:
+    def post(
+        self, path: str, document: Any, *, secret: str = SHARED_SECRET, sign: bool = False, encoding: str | None = None
+    ) -> tuple[int, Any]:
         body = document if isinstance(document, bytes) else json.dumps(document).encode()
         headers = {"Content-Type": "application/json"}
+        if encoding:
+            headers["Content-Encoding"] = encoding
         if sign:
             headers["X-Signature"] = hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
         else:
@@ -299,6 +304,20 @@ def test_segments_own_node_library_can_send_to_the_relay(relay: Relay, pendo: Fa
     assert by_name["Node Event 2"]["accountId"] == "acct-properties"
     assert {body["timestamp"] for body in pendo.received} == {RECENT_MS}
     assert relay.metrics()["received"] == 12
+
+
+def test_gzipped_bodies_are_accepted_within_the_same_limit(relay: Relay, pendo: FakePendoTrack) -> None:
+    batch = json.dumps({"batch": [track(index) for index in range(3)]}).encode()
+    assert relay.post("/v1/batch", gzip.compress(batch), encoding="gzip") == (
+        200,
+        {"accepted": 3, "duplicates": 0, "skipped": 0, "rejected": []},
+    )
+    wait_for(lambda: len(pendo.received) == 3, "the gzipped batch")
+    bomb = gzip.compress(b'{"batch": [' + b" " * (50 * 1024 * 1024) + b"]}")
+    status, body = relay.post("/v1/batch", bomb, encoding="gzip")
+    assert (status, body) == (413, {"error": "body over 512000 bytes once decompressed"})
+    assert relay.post("/v1/batch", b"not gzip", encoding="gzip")[0] == 400
+    assert relay.post("/v1/batch", batch, encoding="br")[0] == 415
 
 
 def test_segment_signatures_are_verified(relay: Relay, pendo: FakePendoTrack) -> None:

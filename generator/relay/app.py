@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import time
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -60,22 +61,16 @@ def create_app(outbox: SqliteOutbox, settings: RelaySettings) -> Starlette:
     selected = parse_fql(settings.subscribe)
 
     async def receive(request: Request) -> JSONResponse:
-        body = b""
-        received = 0
-        # An oversized body is still read (up to a bound) and dropped: answering while the sender is still
-        # writing would close the connection under it, and it would see a reset instead of the 413.
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received <= MAX_BODY_BYTES:
-                body += chunk
-            elif received > MAX_DRAINED_BYTES:
-                break
-        if received > MAX_BODY_BYTES:
-            return _error(413, f"body over {MAX_BODY_BYTES} bytes")
+        body = await _read_limited(request)
+        if isinstance(body, JSONResponse):
+            return body
         if not authorized(request, body, settings.shared_secret):
             return _error(401, "missing or wrong credentials: send X-Signature or HTTP Basic with the shared secret")
+        decoded = _decoded(body, request.headers.get("content-encoding", ""))
+        if isinstance(decoded, JSONResponse):
+            return decoded
         try:
-            document = json.loads(body)
+            document = json.loads(decoded)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             return _error(400, f"body is not JSON: {error}")
         is_batch = isinstance(document, dict) and isinstance(document.get("batch"), list)
@@ -124,6 +119,43 @@ def create_app(outbox: SqliteOutbox, settings: RelaySettings) -> Starlette:
         Route("/metrics", metrics, methods=["GET"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def _read_limited(request: Request) -> bytes | JSONResponse:
+    """The request body, or a 413 when it is over MAX_BODY_BYTES."""
+    body = b""
+    received = 0
+    # An oversized body is still read (up to a bound) and dropped: answering while the sender is still
+    # writing would close the connection under it, and it would see a reset instead of the 413.
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received <= MAX_BODY_BYTES:
+            body += chunk
+        elif received > MAX_DRAINED_BYTES:
+            break
+    if received > MAX_BODY_BYTES:
+        return _error(413, f"body over {MAX_BODY_BYTES} bytes")
+    return body
+
+
+def _decoded(body: bytes, encoding: str) -> bytes | JSONResponse:
+    """The body as sent, or gunzipped (some Segment-spec libraries compress); at most MAX_BODY_BYTES either way."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding != "gzip":
+        return _error(415, f"Content-Encoding {encoding!r} is not supported; send the body as is or gzipped")
+    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        # Bounded, so a small compressed body cannot expand into gigabytes here.
+        plain = decompressor.decompress(body, MAX_BODY_BYTES + 1)
+    except zlib.error as error:
+        return _error(400, f"body is not valid gzip: {error}")
+    if len(plain) > MAX_BODY_BYTES:
+        return _error(413, f"body over {MAX_BODY_BYTES} bytes once decompressed")
+    if not decompressor.eof:
+        return _error(400, "body is not valid gzip: it ends early")
+    return plain
 
 
 def _error(status: int, message: str) -> JSONResponse:
