@@ -194,6 +194,23 @@ def test_an_outage_then_recovery_delivers_the_backlog(relay: Relay, pendo: FakeP
     assert relay.metrics()["retried"] >= 8
 
 
+@pytest.mark.parametrize("status", ["401", "404"])
+def test_a_setup_problem_holds_events_and_shows_in_healthz_instead_of_dead_lettering_them(
+    relay: Relay, pendo: FakePendoTrack, status: str
+) -> None:
+    pendo.mode = status
+    for index in range(3):
+        relay.post("/v1/track", track(index))
+    wait_for(lambda: relay.get("/healthz")[1]["status"] == "degraded", "the problem to show")
+    health = relay.get("/healthz")[1]
+    assert health["problem"].startswith(f"HTTP {status} from {pendo.url}: ")
+    assert health["pending"] == 3
+    assert relay.metrics()["dead_lettered"] == 0
+    pendo.mode = "ok"
+    wait_for(lambda: len(pendo.received) == 3, "delivery once the setting is fixed", timeout=30)
+    wait_for(lambda: relay.get("/healthz")[1] == {"status": "ok", "pending": 0}, "healthz to recover")
+
+
 def test_rejected_events_go_to_the_dead_letters_with_the_reason(relay: Relay, pendo: FakePendoTrack) -> None:
     pendo.mode = "400"
     relay.post("/v1/track", track(1))

@@ -96,7 +96,10 @@ def create_app(outbox: SqliteOutbox, settings: RelaySettings) -> Starlette:
         return JSONResponse(counts, status_code=status)
 
     async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "pending": outbox.stats()["pending"]})
+        pending = outbox.stats()["pending"]
+        if deliverer.problem:
+            return JSONResponse({"status": "degraded", "problem": deliverer.problem, "pending": pending})
+        return JSONResponse({"status": "ok", "pending": pending})
 
     async def metrics(request: Request) -> JSONResponse:
         return JSONResponse({**outbox.stats(), "dead_letters": outbox.dead_letters()})

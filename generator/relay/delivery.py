@@ -13,6 +13,15 @@ from generator.relay.convert import PENDO_MAX_AGE_MS, TOO_OLD, too_old_for_pendo
 from generator.relay.outbox import Outbox, Pending
 
 DAY_MS = 24 * 3600 * 1000
+# Answers that say the relay is misconfigured (secret, region URL) or Pendo is unwell, not that the event
+# is bad: the event waits and is retried, and /healthz names the problem, rather than every event being
+# dead-lettered until someone fixes the setting.
+SETUP_PROBLEMS = {
+    401: "Pendo refused the Track Event Shared Secret: check PENDO_TRACK_EVENT_SECRET",
+    403: "Pendo refused the Track Event Shared Secret: check PENDO_TRACK_EVENT_SECRET",
+    404: "Pendo has no Track Events API at this URL: check the config's region or --pendo-url",
+}
+RETRIED_STATUSES = {*SETUP_PROBLEMS, 408, 429}
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,7 @@ class Deliverer:
         self.outbox = outbox
         self.settings = settings
         self.wake = asyncio.Event()
+        self.problem: str | None = None
         self._in_flight: set[str] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -89,11 +99,15 @@ class Deliverer:
                     json=item.body,
                     headers={"x-pendo-integration-key": self.settings.secret},
                 )
-            if response.status_code < 300:
+            status = response.status_code
+            if status < 300:
                 self.outbox.delivered(item.message_id)
-            elif response.status_code == 429 or response.status_code >= 500:
+                self.problem = None
+            elif status in RETRIED_STATUSES or status >= 500:
                 delay = backoff_seconds(item.attempts, self.settings, response.headers.get("retry-after"))
-                self.outbox.retry_later(item.message_id, delay, f"HTTP {response.status_code}")
+                self.outbox.retry_later(item.message_id, delay, f"HTTP {status}")
+                if status in SETUP_PROBLEMS:
+                    self.problem = f"HTTP {status} from {self.settings.url}: {SETUP_PROBLEMS[status]}"
             else:
                 self.outbox.dead_letter(item.message_id, response.status_code, response.text[:500])
         except httpx.HTTPError as error:

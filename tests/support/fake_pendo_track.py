@@ -1,6 +1,7 @@
 """A local stand-in for Pendo's Track Events API: a real HTTP server on loopback that records what it accepts.
 
-Its answer can be switched: ok (200), 500, 429 (with Retry-After), 400, or hang (never answers).
+Its answer can be switched: ok (200), any status code as text ("500", "429" comes with Retry-After), or
+hang (never answers).
 Only requests answered 200 count as received, as Pendo would only have those.
 """
 
@@ -49,7 +50,7 @@ def fake_pendo_track() -> Iterator[FakePendoTrack]:
                 self.close_connection = True
                 return
             if mode != "ok":
-                status = {"500": 500, "429": 429, "400": 400}[mode]
+                status = int(mode)
                 with fake.lock:
                     fake.refused += 1
                 self.send_response(status)
