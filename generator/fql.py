@@ -264,7 +264,21 @@ def selects_only(node: Node, field: str, value: str) -> bool:
 
 # Where Segment's engine reads the same text differently ----------------------------------------------
 
-_PROTOTYPE_KEYS = {"__proto__", "constructor", "prototype"}
+# Object.prototype's own names: Segment's engine finds them on every object; here only own keys count.
+_PROTOTYPE_KEYS = {
+    "__proto__",
+    "constructor",
+    "hasOwnProperty",
+    "isPrototypeOf",
+    "propertyIsEnumerable",
+    "toLocaleString",
+    "toString",
+    "valueOf",
+    "__defineGetter__",
+    "__defineSetter__",
+    "__lookupGetter__",
+    "__lookupSetter__",
+}
 
 
 def segment_differences(source: str) -> list[str]:

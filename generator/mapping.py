@@ -238,16 +238,34 @@ def evaluate_mapping(value: Any, event: Any) -> Any:
 
 
 def resolve_path(root: Any, segments: list[PathSegment]) -> Any:
-    """Walk own keys only, as the JavaScript does; MISSING where the path leaves the data."""
+    """Walk own keys only, as the JavaScript does; MISSING where the path leaves the data.
+
+    As in JavaScript (and so in both of Segment's engines), a list's items are also reached by their index as
+    text, and `length` of a list or a string is its length (a string's in UTF-16 code units).
+    """
     current = root
     for segment in segments:
+        index = _as_index(segment)
         if isinstance(current, dict) and isinstance(segment, str) and segment in current:
             current = current[segment]
-        elif isinstance(current, list) and isinstance(segment, int) and segment < len(current):
-            current = current[segment]
+        elif isinstance(current, list) and index is not None and index < len(current):
+            current = current[index]
+        elif isinstance(current, list) and segment == "length":
+            current = len(current)
+        elif isinstance(current, str) and segment == "length":
+            current = len(current.encode("utf-16-le")) // 2
         else:
             return MISSING
     return current
+
+
+def _as_index(segment: PathSegment) -> int | None:
+    if isinstance(segment, int):
+        return segment
+    # JavaScript's canonical array index text: "0", "12", never "01", "-1" or "+1".
+    if segment.isdigit() and segment.isascii() and (segment == "0" or not segment.startswith("0")):
+        return int(segment)
+    return None
 
 
 def is_present(value: Any) -> bool:

@@ -7,10 +7,14 @@ const hasOwn = Object.prototype.hasOwnProperty;
 export function pathOf(root, segments) {
   let current = root;
   for (const segment of segments) {
-    if (current === null || typeof current !== 'object' || !hasOwn.call(current, segment)) {
+    // Segment's engines read a string's length like an array's (an own property of arrays only).
+    if (typeof current === 'string' && segment === 'length') {
+      current = current.length;
+    } else if (current === null || typeof current !== 'object' || !hasOwn.call(current, segment)) {
       return undefined;
+    } else {
+      current = current[segment];
     }
-    current = current[segment];
   }
   return current;
 }

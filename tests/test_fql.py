@@ -76,6 +76,10 @@ QUERIES = [
     "event = null",
     "event != null",
     'traits.role = "admin" or (type = "group" and (traits.seats > 5 or traits.seats < 0))',
+    "properties.tags.length = 1",
+    "properties.plan.length = 3",
+    "traits.email.length > 3",
+    "properties.constructor != null",
 ]
 
 # Where this tool deliberately parts from Segment's engine (@segment/destination-subscriptions, which
@@ -86,6 +90,7 @@ SEGMENT_DIFFERENCES = {
     'type = "track" and not (contains(event, "Report") or event = "")': "Segment's parser skips the word not",
     "properties.paid != true": "Segment compares a boolean with the text 'true', so != true/false always holds",
     "properties.__proto__ = null": "only an object's own keys are fields here, never its prototype",
+    "properties.constructor != null": "only an object's own keys are fields here, never its prototype",
     "event = null": "Segment compares event with the text 'null' instead of testing that it is missing",
     "event != null": "Segment compares event with the text 'null' instead of testing that it is present",
     'traits.role = "admin" or (type = "group" and (traits.seats > 5 or traits.seats < 0))': (

@@ -57,6 +57,10 @@ MAPPINGS: list[Any] = [
     {"@template": "{{ traits.age }}/{{traits.vip}}/{{properties.list}}/{{missing.x}}/{{traits}}"},
     {"@template": "no placeholders"},
     {"@template": "{{properties.zero}}"},
+    {"@path": "$.properties.list.length"},
+    {"@path": '$.properties.list["2"]'},
+    {"@path": "$.event.length"},
+    {"@path": '$.properties["weird key"].length'},
 ]
 
 
