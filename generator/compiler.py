@@ -32,7 +32,7 @@ class CompiledSubscription:
     deny_keys: str
     account_traits: bool
     account_fallback: bool
-    parent_key_in_account_data: str | None
+    parent_path_in_account_data: str | None
 
 
 @dataclass
@@ -80,7 +80,7 @@ def _compile_subscription(index: int, subscription: Subscription, compiled: Comp
         for spec_field in spec.fields
     }
     allow_keys, deny_keys = compiled.key_filter(subscription.keys)
-    parent_key = _parent_key_inside_account_data(subscription)
+    parent_path = _parent_path_inside_account_data(subscription)
     return CompiledSubscription(
         index=index,
         action=subscription.action,
@@ -92,14 +92,15 @@ def _compile_subscription(index: int, subscription: Subscription, compiled: Comp
         deny_keys=deny_keys,
         account_traits=subscription.account_traits,
         account_fallback=subscription.account_fallback,
-        parent_key_in_account_data=literals.ref(parent_key) if parent_key is not None else None,
+        parent_path_in_account_data=literals.ref(parent_path) if parent_path is not None else None,
     )
 
 
-def _parent_key_inside_account_data(subscription: Subscription) -> PathSegment | None:
-    """The accountData key that holds parentAccountData, when both are plain paths and one is inside the other.
+def _parent_path_inside_account_data(subscription: Subscription) -> list[PathSegment] | None:
+    """Where accountData holds parentAccountData, when both are plain paths and one is inside the other.
 
-    Segment's group action removes it from the account metadata, so the parent is sent once, as a parent.
+    Segment's group action removes it from the account metadata (at any depth), so the parent is sent
+    once, as a parent.
     """
     if subscription.action != "group":
         return None
@@ -109,8 +110,8 @@ def _parent_key_inside_account_data(subscription: Subscription) -> PathSegment |
         return None
     account_path = mapping_path(account["@path"])
     parent_path = mapping_path(parent["@path"])
-    if len(parent_path) == len(account_path) + 1 and parent_path[: len(account_path)] == account_path:
-        return parent_path[-1]
+    if len(parent_path) > len(account_path) and parent_path[: len(account_path)] == account_path:
+        return parent_path[len(account_path) :]
     return None
 
 

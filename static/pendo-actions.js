@@ -24,16 +24,27 @@ export function identifyCall(event, remembered, mapped, allowKeys, denyKeys, wit
   return ['identify', identity];
 }
 
-export function groupCall(event, remembered, mapped, allowKeys, denyKeys, parentKeyInAccountData) {
+// accountData is a fresh sanitized copy, so deleting from it touches nothing of the page's.
+function removePath(data, path) {
+  let holder = data;
+  for (let index = 0; index < path.length - 1 && isPlainObject(holder); index += 1) {
+    holder = holder[path[index]];
+  }
+  if (isPlainObject(holder)) {
+    delete holder[path[path.length - 1]];
+  }
+}
+
+export function groupCall(event, remembered, mapped, allowKeys, denyKeys, parentPathInAccountData) {
   const accountId = asPendoId(mapped.accountId);
   if (accountId === null) {
     return null;
   }
-  let accountData = filterKeys(mapped.accountData, allowKeys, denyKeys);
+  const accountData = filterKeys(mapped.accountData, allowKeys, denyKeys);
   const parent = mapped.parentAccountData;
   const hasParent = isPlainObject(parent) && asPendoId(parent.id) !== null;
-  if (hasParent && parentKeyInAccountData !== null) {
-    accountData = filterKeys(accountData, null, [parentKeyInAccountData]);
+  if (hasParent && parentPathInAccountData !== null) {
+    removePath(accountData, parentPathInAccountData);
   }
   const identity = { account: metadataWithId(accountData, accountId) };
   const visitorId = asPendoId(mapped.visitorId) || currentVisitorId(event, remembered);

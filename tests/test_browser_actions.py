@@ -124,6 +124,24 @@ def test_group_sends_parent_account_once_as_a_parent(open_shop: Callable[[str], 
     assert "parentAccount" not in account
 
 
+def test_a_parent_deeper_inside_the_account_data_is_sent_once_too(open_shop: Callable[[str], Shop]) -> None:
+    shop = open_shop(
+        '[[subscriptions]]\naction = "group"\n[subscriptions.mapping]\n'
+        'accountId = { "@path" = "$.groupId" }\naccountData = { "@path" = "$.traits" }\n'
+        'parentAccountData = { "@path" = "$.traits.company.parent" }\n'
+    )
+    shop.open(
+        page_code="analytics.identify('u-3'); analytics.group('child-2', {name: 'Child', "
+        "company: {name: 'Co', parent: {id: 'parent-7', name: 'Holding'}}});"
+    )
+    shop.wait_until(
+        lambda: shop.account() == "parent-7::child-2" and "name" in merged(shop.internet.metadata(), "account")
+    )
+    account = merged(shop.internet.metadata(), "account")
+    assert account["company"] == {"name": "Co"}
+    assert shop.run("() => analytics.group().traits().company.parent.id") == "parent-7", "the page's data is untouched"
+
+
 @pytest.mark.parametrize(
     ("on_load", "expected_visitor"),
     [
