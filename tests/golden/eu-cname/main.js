@@ -41,15 +41,14 @@ function start(win, doc) {
   let initialized = false;
   let agentRequested = false;
 
-  function callPendo(calls) {
+  // call: [method, ...arguments].
+  function callPendo(call) {
     const pendo = installPendoStub(win);
-    calls.forEach(function (call) {
-      try {
-        pendo[call[0]].apply(pendo, call.slice(1));
-      } catch (error) {
-        // A broken agent must not break the page or the remaining calls.
-      }
-    });
+    try {
+      pendo[call[0]].apply(pendo, call.slice(1));
+    } catch (error) {
+      // A broken agent must not break the page or the calls after this one.
+    }
   }
 
   function ensureAgent() {
@@ -83,9 +82,9 @@ function start(win, doc) {
     const pendo = installPendoStub(win);
     // A page that installed Pendo itself keeps its own initialize; ours becomes an identify.
     if (pendoIsInitialized(pendo) || initializeIsQueued(pendo)) {
-      callPendo([['identify', identityAtLoad(stored)]]);
+      callPendo(['identify', identityAtLoad(stored)]);
     } else {
-      callPendo([['initialize', initializeOptions(stored)]]);
+      callPendo(['initialize', initializeOptions(stored)]);
     }
   }
 
@@ -98,7 +97,7 @@ function start(win, doc) {
     results.forEach(function (result) {
       const call = result;
       if (call !== null) {
-        callPendo([call]);
+        callPendo(call);
       }
     });
   }
@@ -108,10 +107,10 @@ function start(win, doc) {
     if (!initialized || client === null) {
       return;
     }
-    callPendo([['clearSession']]);
+    callPendo(['clearSession']);
     const identity = visitorAfterReset(readStoredIdentity(client).anonymousId);
     if (identity !== null) {
-      callPendo([['identify', identity]]);
+      callPendo(['identify', identity]);
     }
   }
 

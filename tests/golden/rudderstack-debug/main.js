@@ -52,16 +52,15 @@ function start(win, doc) {
     }
   }
 
-  function callPendo(calls) {
+  // call: [method, ...arguments].
+  function callPendo(call) {
     const pendo = installPendoStub(win);
-    calls.forEach(function (call) {
-      debug('pendo.' + call[0], call.slice(1));
-      try {
-        pendo[call[0]].apply(pendo, call.slice(1));
-      } catch (error) {
-        // A broken agent must not break the page or the remaining calls.
-      }
-    });
+    debug('pendo.' + call[0], call.slice(1));
+    try {
+      pendo[call[0]].apply(pendo, call.slice(1));
+    } catch (error) {
+      // A broken agent must not break the page or the calls after this one.
+    }
   }
 
   function ensureAgent() {
@@ -95,9 +94,9 @@ function start(win, doc) {
     const pendo = installPendoStub(win);
     // A page that installed Pendo itself keeps its own initialize; ours becomes an identify.
     if (pendoIsInitialized(pendo) || initializeIsQueued(pendo)) {
-      callPendo([['identify', identityAtLoad(stored)]]);
+      callPendo(['identify', identityAtLoad(stored)]);
     } else {
-      callPendo([['initialize', initializeOptions(stored)]]);
+      callPendo(['initialize', initializeOptions(stored)]);
     }
   }
 
@@ -116,7 +115,7 @@ function start(win, doc) {
         debug('pendo will not show', { name: result[0], warnings: warnings });
       }
       if (call !== null) {
-        callPendo([call]);
+        callPendo(call);
       }
     });
   }
