@@ -29,6 +29,7 @@ from generator.relay.convert import RejectedEvent, track_body
 from generator.relay.delivery import DAY_MS, Deliverer, DeliverySettings
 from generator.relay.outbox import SqliteOutbox
 from tests.support.fake_pendo_track import FakePendoTrack, fake_pendo_track
+from tests.support.node_script import run_node_script
 
 SHARED_SECRET = "relay-shared-secret"
 PENDO_SECRET = "pendo-track-secret"
@@ -299,16 +300,10 @@ def test_segments_own_node_library_can_send_to_the_relay(relay: Relay, pendo: Fa
             calls.append(["identify", {"userId": "node-user-7", "traits": {"plan": "pro"}}])
             calls.append(["page", {"userId": "node-user-7", "name": "Home"}])
     # The write key is what the library authenticates with (HTTP Basic): here, the relay's shared secret.
-    sent = subprocess.run(
-        ["node", str(PROJECT_ROOT / "tests" / "support" / "segment_node_client.cjs")],
-        input=json.dumps({"host": f"http://127.0.0.1:{relay.port}", "writeKey": SHARED_SECRET, "calls": calls}),
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_ROOT,
-        check=True,
-        timeout=60,
+    report = run_node_script(
+        "segment_node_client.cjs",
+        {"host": f"http://127.0.0.1:{relay.port}", "writeKey": SHARED_SECRET, "calls": calls},
     )
-    report = json.loads(sent.stdout)
     assert report["errors"] == []
     assert report["statuses"] and set(report["statuses"]) == {200}
     wait_for(lambda: len(pendo.received) == 12, "the 12 track events")

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-SCRIPT = Path(__file__).with_name("segment_engine.cjs")
-ROOT = Path(__file__).parents[2]
+from tests.support.node_script import run_node_script
 
 
 @dataclass(frozen=True)
@@ -30,14 +26,5 @@ def run_segment_engine(
         document["mapping"] = mapping
     if subscribe is not None:
         document["subscribe"] = subscribe
-    completed = subprocess.run(
-        ["node", str(SCRIPT)],
-        input=json.dumps(document),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=True,
-        timeout=60,
-    )
-    output = json.loads(completed.stdout)
+    output = run_node_script("segment_engine.cjs", document)
     return SegmentRun(output["mappingError"], output["subscribeError"], output["results"])
