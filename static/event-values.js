@@ -1,7 +1,7 @@
 // Helpers the compiled subscriptions and mappings call. Each mirrors a function of the Python
 // reference evaluator (generator/fql.py, generator/mapping.py), which the tests hold them to.
 
-const hasOwn = Object.prototype.hasOwnProperty;
+export const hasOwn = Object.prototype.hasOwnProperty;
 
 // Own keys only: a path through "__proto__" or "constructor" finds nothing instead of a prototype.
 export function pathOf(root, segments) {

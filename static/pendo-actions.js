@@ -2,6 +2,7 @@
 // Each returns one Pendo call as [method, ...arguments], or null when there is nothing to send.
 // remembered() reads the client's stored user and group; it is called only when the event itself
 // lacks what is needed, because reading that state parses cookies and storage.
+import { hasOwn } from './event-values.js';
 import { LIMITS, asPendoId, filterKeys, isPlainObject, metadataWithId, visitorIdFor } from './pendo-data.js';
 
 function currentVisitorId(event, remembered) {
@@ -24,11 +25,12 @@ export function identifyCall(event, remembered, mapped, allowKeys, denyKeys, wit
   return ['identify', identity];
 }
 
-// accountData is a fresh sanitized copy, so deleting from it touches nothing of the page's.
+// accountData is a fresh sanitized copy, so deleting from it touches nothing of the page's; the walk
+// follows own keys only, so a path through "__proto__" never reaches a shared prototype.
 function removePath(data, path) {
   let holder = data;
   for (let index = 0; index < path.length - 1 && isPlainObject(holder); index += 1) {
-    holder = holder[path[index]];
+    holder = hasOwn.call(holder, path[index]) ? holder[path[index]] : null;
   }
   if (isPlainObject(holder)) {
     delete holder[path[path.length - 1]];

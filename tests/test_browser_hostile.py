@@ -7,8 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page
 
 from tests.conftest import DEFAULT_API_KEY, BuildScript, default_config
+from tests.support.compiled_js import static_exports_script
 from tests.support.shop import Shop
 
 pytestmark = pytest.mark.browser
@@ -242,3 +244,22 @@ def test_without_the_nonce_the_agent_is_blocked_and_nothing_breaks(
     assert all(f"/agent/static/{DEFAULT_API_KEY}/pendo.js" in violation for violation in violations)
     assert shop.run("() => window.pageCodeRan") is True
     assert shop.internet.agent_requests == []
+
+
+def test_removing_the_parent_from_account_data_never_reaches_a_shared_prototype(page: Page) -> None:
+    # analytics.js 2.0 drops own "__proto__" keys before our plugin, but other Segment-spec clients and
+    # server payloads (JSON.parse) keep them, and a mapping path may run through one.
+    page.set_content("<!doctype html><title>group</title>")
+    page.add_script_tag(content=static_exports_script("pendo-actions.js", ["groupCall"]))
+    call = page.evaluate(
+        """() => {
+          const mapped = JSON.parse('{"accountId": "child", "parentAccountData": {"id": "parent"},' +
+            '"accountData": {"name": "Child", "__proto__": {"valueOf": {"id": "parent"}}}}');
+          const call = groupCall({}, () => ({}), mapped, null, [], ['__proto__', 'valueOf']);
+          return {call: call, valueOf: typeof Object.prototype.valueOf};
+        }"""
+    )
+    assert call == {
+        "call": ["identify", {"account": {"name": "Child", "id": "child"}, "parentAccount": {"id": "parent"}}],
+        "valueOf": "function",
+    }

@@ -109,7 +109,7 @@ class Deliverer:
                 if status in SETUP_PROBLEMS:
                     self.problem = f"HTTP {status} from {self.settings.url}: {SETUP_PROBLEMS[status]}"
             else:
-                self.outbox.dead_letter(item.message_id, response.status_code, response.text[:500])
+                self.outbox.dead_letter(item.message_id, status, response.text[:500])
         except httpx.HTTPError as error:
             reason = f"{type(error).__name__}: {error}"[:500]
             self.outbox.retry_later(item.message_id, backoff_seconds(item.attempts, self.settings), reason)

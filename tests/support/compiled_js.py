@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 from typing import Any
 
+from generator.bundle import find_esbuild
 from generator.fql import compile_fql, parse_fql
 from generator.literals import LiteralTable
 from generator.mapping import compile_mapping
@@ -40,3 +45,18 @@ def mappings_script(mappings: list[Any]) -> str:
         f"(function () {{\n{_helpers()}\nconst L = {json.dumps(literals.values)};\n"
         f"window.compiledMappings = [{functions}];\n}})();"
     )
+
+
+def static_exports_script(module: str, names: list[str]) -> str:
+    """A page script putting the named exports of static/<module> on window, bundled by esbuild."""
+    binary = find_esbuild()
+    assert binary is not None, "no esbuild binary: run npm ci"
+    with tempfile.TemporaryDirectory() as work:
+        for path in STATIC_DIR.glob("*.js"):
+            shutil.copyfile(path, Path(work) / path.name)
+        assignments = " ".join(f"window.{name} = {name};" for name in names)
+        (Path(work) / "entry.js").write_text(f"import {{ {', '.join(names)} }} from './{module}';\n{assignments}\n")
+        completed = subprocess.run(
+            [str(binary), "entry.js", "--bundle", "--format=iife"], cwd=work, capture_output=True, text=True, check=True
+        )
+    return completed.stdout
