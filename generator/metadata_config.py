@@ -132,7 +132,6 @@ class MetadataSettings(_Strict):
         tables = [self.visitor, self.account, *([self.parent_account] if self.parent_account else [])]
         if not any(table.by_group() for table in tables):
             raise ValueError(
-                "maps no field; add one, e.g. [metadata.visitor.agent] "
-                'email = { "@path" = "$.traits.email" }'
+                'maps no field; add one, e.g. [metadata.visitor.agent] email = { "@path" = "$.traits.email" }'
             )
         return self
