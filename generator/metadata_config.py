@@ -11,11 +11,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from generator.mapping import MappingError, check_mapping
+from generator.jsonpath import PathSyntaxError
+from generator.mapping import MappingError, check_mapping, mapping_path
 
 # Pendo's supported metadata field names: letters, digits and _, not starting with a digit.
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TEMPLATE_KEY = re.compile(r"^[A-Za-z_$][\w$-]*$")
 
 FieldGroup = Literal["agent", "custom"]
 FIELD_GROUPS: tuple[FieldGroup, ...] = ("agent", "custom")
@@ -78,19 +80,30 @@ class FieldTables(_Strict):
 class ParentAccountTables(FieldTables):
     """Parent account fields, and where the parent account's id comes from (as Segment's group action reads it)."""
 
-    id: Any = Field(
+    id: dict[str, str] = Field(
         default_factory=lambda: {"@path": "$.traits.parentAccount.id"},
-        description="the parent account id in a group call",
+        description='the parent account id in a group call, a @path such as { "@path" = "$.traits.parentAccount.id" }',
     )
 
     @field_validator("id")
     @classmethod
-    def _check_id(cls, value: Any) -> Any:
+    def _check_id(cls, value: dict[str, str]) -> dict[str, str]:
+        # A plain path, so Segment's mapping engine can also write "<parent id>::<account id>" (as a template).
+        problem = f'{value!r} is not a plain path; give it as {{ "@path" = "$.traits.parentAccount.id" }}'
+        if list(value) != ["@path"]:
+            raise ValueError(problem)
         try:
-            check_mapping(value, "id")
-        except MappingError as error:
+            segments = mapping_path(value["@path"])
+        except PathSyntaxError as error:
             raise ValueError(str(error)) from None
+        if not segments or not all(isinstance(part, str) and _TEMPLATE_KEY.fullmatch(part) for part in segments):
+            raise ValueError(problem)
         return value
+
+    @property
+    def id_segments(self) -> list[str]:
+        """The id's path as dotted keys (e.g. traits, parentAccount, id)."""
+        return [str(part) for part in mapping_path(self.id["@path"])]
 
 
 class MetadataSettings(_Strict):

@@ -221,7 +221,7 @@ BAD_CONFIGS: list[tuple[str, str | bytes, str]] = [
     (
         "metadata parent id path",
         GOOD + "[metadata.parent_account]\nid = { '@path' = 'traits parent' }\nagent = { name = 'x' }\n",
-        "metadata.parent_account.id: ",
+        "metadata.parent_account.id: '$.traits parent' is not a supported path at column 9",
     ),
     ("TOML syntax error", "[pendo\napi_key = 1\n", "TOML syntax error: "),
     ("not UTF-8", b'[pendo]\napi_key = "\xff\xfe"\n', "is not UTF-8 (bad byte at offset 19); save the file as UTF-8"),
