@@ -74,28 +74,29 @@ def throwaway_cluster() -> Iterator[PostgresCluster]:
         for path in (root, socket_dir):
             os.chown(path, account.pw_uid, account.pw_gid)
     user = owner or pwd.getpwuid(os.geteuid()).pw_name
-    started = False
+    pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(data_dir)]
+    options = f"-c listen_addresses='' -k {socket_dir} -p {PORT} -c fsync=off"
+    steps = [
+        [str(bin_dir / "initdb"), "-D", str(data_dir), "-A", "trust", "-U", user, "-E", "UTF8"],
+        [*pg_ctl, "-o", options, "-l", str(root / "server.log"), "-w", "-t", str(START_TIMEOUT_SECONDS), "start"],
+    ]
     try:
-        subprocess.run(
-            _as_owner(owner, [str(bin_dir / "initdb"), "-D", str(data_dir), "-A", "trust", "-U", user, "-E", "UTF8"]),
-            check=True,
-            capture_output=True,
-            timeout=START_TIMEOUT_SECONDS,
-        )
-        options = f"-c listen_addresses='' -k {socket_dir} -p {PORT} -c fsync=off"
-        start = [str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-o", options, "-l", str(root / "server.log")]
-        subprocess.run(
-            _as_owner(owner, [*start, "-w", "-t", str(START_TIMEOUT_SECONDS), "start"]),
-            check=True,
-            capture_output=True,
-            timeout=START_TIMEOUT_SECONDS + 10,
-        )
-        started = True
+        for step in steps:
+            try:
+                subprocess.run(
+                    _as_owner(owner, step), check=True, capture_output=True, timeout=START_TIMEOUT_SECONDS + 10
+                )
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+                log = root / "server.log"
+                details = (error.stderr or b"").decode(errors="replace")[-2000:]
+                if log.exists():
+                    details += log.read_text(errors="replace")[-2000:]
+                raise PostgresUnavailable(f"{Path(step[0]).name} failed: {error}\n{details}") from None
         yield PostgresCluster(data_dir, socket_dir, user)
     finally:
-        if started:
+        if (data_dir / "postmaster.pid").exists():
             subprocess.run(
-                _as_owner(owner, [str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-m", "immediate", "-w", "stop"]),
+                _as_owner(owner, [*pg_ctl, "-m", "immediate", "-w", "stop"]),
                 check=False,
                 capture_output=True,
                 timeout=START_TIMEOUT_SECONDS,
