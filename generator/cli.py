@@ -193,6 +193,12 @@ def _run_check(arguments: argparse.Namespace) -> int:
     if config.webhook is not None:
         url = track_events_url(config.pendo.region)
         print(f"  [webhook] {config.webhook.name!r}: POST {url} when {config.webhook.subscribe}")
+    if config.metadata is not None:
+        from generator.webhook_metadata import metadata_subscriptions  # noqa: PLC0415
+
+        for subscription in metadata_subscriptions(config, ""):
+            fields = ", ".join(subscription["mapping"]["data"]["values"])
+            print(f"  [metadata] {subscription['subscribe']}: POST {subscription['mapping']['url']} ({fields})")
     warning = double_tracking_warning(config)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)

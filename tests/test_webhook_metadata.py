@@ -184,3 +184,16 @@ def test_the_checklist_says_when_one_destination_cannot_hold_every_mapping() -> 
     bigger = {**METADATA, "account": {"agent": {"name": "x"}, "custom": {"tier": "y"}}}
     crowded = parse_config({"pendo": {"api_key": "k-1"}, "webhook": {}, "metadata": bigger})
     assert any("That is 6 mappings" in step and "second Webhooks (Actions)" in step for step in checklist(crowded))
+
+
+def test_check_lists_the_metadata_writes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "pendo.toml"
+    path.write_text(
+        '[pendo]\napi_key = "k-1"\nregion = "jp"\n[metadata]\ncreate = false\n'
+        '[metadata.account.custom]\ntier = { "@path" = "$.traits.tier" }\nsize = 1\n'
+    )
+    assert main(["check", "--config", str(path)]) == 0
+    assert (
+        '  [metadata] type = "group": POST https://app.jpn.pendo.io/api/v1/metadata/account/custom/value (tier, size)\n'
+        in capsys.readouterr().out
+    )
