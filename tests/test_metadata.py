@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import httpx
@@ -425,3 +426,36 @@ def test_the_fakes_refusals_reach_the_right_verdicts() -> None:
             _send(client, rest, fake.base_url, fake.integration_key)
         fake.mode = "ok"
         assert _send(client, rest, fake.base_url, fake.integration_key).verdict == "delivered"
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200)
+@given(
+    st.sampled_from(["identify", "group"]),
+    st.dictionaries(st.sampled_from(["email", "first", "last", "plan", "name", "seats", "parentAccount"]), JSON_VALUES),
+    JSON_VALUES,
+    JSON_VALUES,
+)
+def test_any_json_traits_give_storable_rows_or_a_reason_never_a_crash(
+    kind: str, traits: dict[str, Any], user_id: Any, group_id: Any
+) -> None:
+    settings = metadata(parent_account={"agent": {"name": {"@path": "$.traits.parentAccount.name"}}})
+    event = {"type": kind, "userId": user_id, "anonymousId": "an", "groupId": group_id, "traits": traits}
+    try:
+        conversion = convert(event, settings)
+    except RejectedEvent:
+        assert kind == "group"  # identify always has the anonymousId to fall back on
+        return
+    for update in conversion.updates:
+        assert update.values and all(value_problem(value) is None for value in update.values.values())
+    rows = coalesce(conversion.updates)
+    for body in request_bodies(rows, max_rows=settings.max_rows, max_bytes=settings.max_bytes):
+        assert json.loads(body.encoded()) == [row.as_json() for row in body.rows]
+    for reason in conversion.dropped:
+        assert re.fullmatch(r"(visitor|account|parentAccount)\.(agent|custom)\.\w+: .+", reason), reason
