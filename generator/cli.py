@@ -196,9 +196,9 @@ def _run_check(arguments: argparse.Namespace) -> int:
     if config.metadata is not None:
         from generator.webhook_metadata import metadata_subscriptions  # noqa: PLC0415
 
-        for subscription in metadata_subscriptions(config, ""):
-            fields = ", ".join(subscription["mapping"]["data"]["values"])
-            print(f"  [metadata] {subscription['subscribe']}: POST {subscription['mapping']['url']} ({fields})")
+        for write in metadata_subscriptions(config, ""):
+            fields = ", ".join(write["mapping"]["data"]["values"])
+            print(f"  [metadata] {write['subscribe']}: POST {write['mapping']['url']} ({fields})")
     warning = double_tracking_warning(config)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
