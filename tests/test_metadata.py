@@ -15,6 +15,7 @@ from generator.config_loader import parse_config
 from generator.metadata_config import MetadataSettings
 from generator.relay.convert import RejectedEvent
 from generator.relay.metadata import (
+    Answer,
     Coalescer,
     Destination,
     FieldUpdate,
@@ -344,8 +345,8 @@ BODY = RequestBody(
         (404, "", None, "misconfigured", {}),
         (400, "unknown custom field(s) for visitor: tier", None, "unknown_fields", {"unknown_fields": ("tier",)}),
         (400, "Field 'plan' does not exist in group custom", None, "unknown_fields", {"unknown_fields": ("plan",)}),
-        (400, "values must be an object", None, "dead_letter", {}),
-        (413, "too large", None, "dead_letter", {}),
+        (400, "values must be an object", None, "split", {}),
+        (413, "too large", None, "split", {}),
     ],
 )
 def test_pendos_answers_are_classified(
@@ -355,8 +356,19 @@ def test_pendos_answers_are_classified(
     assert answer.verdict == verdict
     for name, value in details.items():
         assert getattr(answer, name) == value
-    if verdict == "dead_letter":
+    if verdict == "split":
         assert answer.reason == f"HTTP {status}: {text}"
+        single, _ = BODY.halves()
+        assert classify(status, text, single) == Answer("dead_letter", answer.reason)
+
+
+def test_halves_isolate_one_row_in_a_few_steps() -> None:
+    body = RequestBody(
+        VISITOR_AGENT, tuple(Row(VISITOR_AGENT, f"u-{index}", {"a": index}, frozenset()) for index in range(5))
+    )
+    first, second = body.halves()
+    assert (first.record_ids, second.record_ids) == (("u-0", "u-1"), ("u-2", "u-3", "u-4"))
+    assert [part.record_ids for part in first.halves()] == [("u-0",), ("u-1",)]
 
 
 def test_a_body_without_refused_fields_keeps_the_rest() -> None:
@@ -418,7 +430,7 @@ def test_the_fakes_refusals_reach_the_right_verdicts() -> None:
         assert (missed.verdict, missed.failed_ids) == ("partly_failed", ("u-9",))
 
         assert _send(client, rest, fake.base_url, "wrong key").verdict == "misconfigured"
-        for mode, verdict in (("429", "retry"), ("500", "retry"), ("400", "dead_letter")):
+        for mode, verdict in (("429", "retry"), ("500", "retry"), ("400", "split")):
             fake.mode = mode
             assert _send(client, rest, fake.base_url, fake.integration_key).verdict == verdict
         fake.mode = "hang"

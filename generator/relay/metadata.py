@@ -186,8 +186,13 @@ class RequestBody:
 
     @property
     def message_ids(self) -> frozenset[str]:
-        """Every event with a value in this body."""
+        """Every event with a value in this body (an event split over several bodies is done when all of them are)."""
         return frozenset().union(*(row.message_ids for row in self.rows))
+
+    def halves(self) -> tuple[RequestBody, RequestBody]:
+        """The body in two (each with at least one row), to find the row Pendo refuses."""
+        middle = max(1, len(self.rows) // 2)
+        return RequestBody(self.destination, self.rows[:middle]), RequestBody(self.destination, self.rows[middle:])
 
     @property
     def record_ids(self) -> tuple[str, ...]:
@@ -353,7 +358,7 @@ def build_request(body: RequestBody, *, base_url: str, integration_key: str, cre
     )
 
 
-Verdict = Literal["delivered", "partly_failed", "retry", "misconfigured", "unknown_fields", "dead_letter"]
+Verdict = Literal["delivered", "partly_failed", "retry", "misconfigured", "unknown_fields", "split", "dead_letter"]
 # Answers about the relay's setup, not the data: retried while /healthz names the problem.
 SETUP_PROBLEMS = {
     401: "Pendo refused the Integration Key: check it, and that it has write access",
@@ -371,7 +376,9 @@ class Answer:
     delivered: done. partly_failed: done except `failed_ids` (records Pendo did not find; dead-letter those).
     retry: send again later (after `retry_after_seconds` when Pendo said). misconfigured: retry, and show `reason`
     in /healthz. unknown_fields: Pendo refused `unknown_fields` (custom fields missing from Data mappings):
-    dead-letter those values and send `RequestBody.without_fields(...)`. dead_letter: Pendo refused the body.
+    dead-letter those values and send `RequestBody.without_fields(...)`. split: Pendo refused a body of several
+    rows (or found it too large) without naming a field: send its `halves()`, so one bad row cannot take the others
+    down with it. dead_letter: Pendo refused a body of one row; `reason` is Pendo's.
     """
 
     verdict: Verdict
@@ -393,6 +400,8 @@ def classify(status: int, text: str, body: RequestBody, retry_after: str | None 
     refused = refused_fields(text, body)
     if refused:
         return Answer("unknown_fields", reason, unknown_fields=refused)
+    if len(body.rows) > 1:
+        return Answer("split", reason)
     return Answer("dead_letter", reason)
 
 
