@@ -8,7 +8,6 @@ did (clearing Pendo's session on analytics.reset()) stays off.
 from __future__ import annotations
 
 import json
-import os
 import re
 import tomllib
 from pathlib import Path
@@ -18,6 +17,7 @@ from generator import __version__
 from generator.actions import ACTIONS
 from generator.config_loader import parse_config
 from generator.errors import ConfigError, GeneratorError
+from generator.files import write_file
 from generator.fql import segment_differences
 from generator.regions import REGION_BY_SEGMENT_URL, REGIONS
 from generator.toml_writer import TomlWriteError, table
@@ -35,9 +35,7 @@ def import_segment_settings(settings_path: Path, out_path: Path, *, force: bool 
         raise SegmentImportError(f"{out_path} exists; pass --force to replace it")
     settings = _read_settings(settings_path)
     text = config_text(settings, source_name=settings_path.name)
-    partial = out_path.with_name(f".{out_path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, out_path)
+    write_file(out_path, text.encode("utf-8"))
     return text
 
 
