@@ -26,7 +26,7 @@ from generator.chromium import CHROMIUM_FLAGS, chromium_executable
 from generator.config_loader import load_config, parse_config
 from generator.errors import GeneratorError
 from generator.manifest import gzip_size
-from generator.paths import PROJECT_ROOT
+from generator.paths import DEMO_CONFIG, EXAMPLE_CONFIGS_DIR
 from generator.pipeline import build
 from generator.render import render
 
@@ -35,8 +35,8 @@ BUDGET_CONFIG = "every-feature"
 # For scale: Segment's Pendo Web (Actions) destination built from action-destinations at 970a17e.
 SEGMENT_DESTINATION = {"min": 210_942, "gzip": 63_688}
 EXAMPLE_CONFIGS = [
-    *sorted((PROJECT_ROOT / "tests" / "configs").glob("*.toml")),
-    PROJECT_ROOT / "site_demo" / "demo.toml",
+    *sorted(EXAMPLE_CONFIGS_DIR.glob("*.toml")),
+    DEMO_CONFIG,
 ]
 PLUGIN_NAME = "Pendo Web (segment-pendo)"
 _METHODS = ("identify", "group", "track")
@@ -285,7 +285,7 @@ def measure_browser(script: str, calls: int) -> dict[str, Any]:
 def _demo_server() -> Iterator[str]:
     from generator.demo.server import make_server  # noqa: PLC0415
 
-    server = make_server(PROJECT_ROOT / "site_demo" / "demo.toml", port=0)
+    server = make_server(DEMO_CONFIG, port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -298,9 +298,9 @@ def _demo_server() -> Iterator[str]:
 def run(json_path: Path, *, calls: int = 10_000, runs: int = 5) -> int:
     """Run everything, print the table, write the JSON; 1 when the size budget is exceeded."""
     sizes = measure_sizes(EXAMPLE_CONFIGS)
-    times = measure_build_times(PROJECT_ROOT / "site_demo" / "demo.toml", runs)
+    times = measure_build_times(DEMO_CONFIG, runs)
     with tempfile.TemporaryDirectory() as work:
-        build(PROJECT_ROOT / "site_demo" / "demo.toml", Path(work), bundler="esbuild")
+        build(DEMO_CONFIG, Path(work), bundler="esbuild")
         script = (Path(work) / MINIFIED_NAME).read_text()
     browser = measure_browser(script, calls)
     budget_row = next(row for row in sizes if row.config == BUDGET_CONFIG)

@@ -60,34 +60,58 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        self._given: list[str] = []
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """Remember the words given, to suggest the option a misspelt one meant."""
+        self._given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
         """Print one line (usage is in --help) and exit 2."""
-        hint = _suggestion(message, self)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{hint} (see `{self.prog} --help`)\n")
+        prog = self.prog
+        command = next((word for word in self._given if word in _commands(self)), None)
+        if message.startswith("unrecognized arguments: ") and command:
+            prog = f"{self.prog} {command}"
+        hint = _suggestion(message, self, self._given)
+        self.exit(EXIT_USAGE, f"{prog}: error: {message}{hint} (see `{prog} --help`)\n")
 
 
-def _suggestion(message: str, parser: argparse.ArgumentParser) -> str:
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:  # argparse has no public way to list them
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _suggestion(message: str, parser: argparse.ArgumentParser, given: list[str]) -> str:
     if match := re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message):
         choices = re.findall(r"'([^']*)'", match.group(2))
         close = difflib.get_close_matches(match.group(1), choices, n=1, cutoff=0.5)
         return f"; did you mean {close[0]!r}?" if close else ""
+    options = _all_options(parser)
     if message.startswith("unrecognized arguments: "):
-        options = _all_options(parser)
-        for word in message.removeprefix("unrecognized arguments: ").split():
-            close = difflib.get_close_matches(word.split("=")[0], options, n=1, cutoff=0.6) if word[:1] == "-" else []
-            if close:
-                return f"; did you mean {close[0]}?"
+        words = message.removeprefix("unrecognized arguments: ").split()
+    elif message.startswith("the following arguments are required: "):
+        required = message.removeprefix("the following arguments are required: ").split(", ")
+        words, options = [word for word in given if word.startswith("-") and word not in options], required
+    else:
+        return ""
+    for word in words:
+        close = difflib.get_close_matches(word.split("=")[0], options, n=1, cutoff=0.6) if word[:1] == "-" else []
+        if close:
+            return f"; {word.split('=')[0]} is not an option: did you mean {close[0]}?"
     return ""
 
 
 def _all_options(parser: argparse.ArgumentParser) -> list[str]:
     options: list[str] = []
-    for action in parser._actions:  # argparse has no public way to list them
+    for action in parser._actions:
         options.extend(option for option in action.option_strings if option.startswith("--"))
-        if isinstance(action, argparse._SubParsersAction):
-            for command in action.choices.values():
-                options.extend(_all_options(command))
+    for command in _commands(parser).values():
+        options.extend(_all_options(command))
     return sorted(set(options))
 
 
@@ -292,7 +316,10 @@ def _run_bench(arguments: argparse.Namespace) -> int:
             f"bench needs {' and '.join(missing)}: pip install 'segment-pendo[bench]' (and Chromium: Debian's chromium)"
         )
     from generator.bench import run  # noqa: PLC0415
+    from generator.chromium import chromium_executable  # noqa: PLC0415
 
+    if not Path(chromium_executable()).is_file():
+        raise GeneratorError("bench needs Chromium: install Debian's chromium (apt-get install chromium)")
     output_file("--json", arguments.json)
     return run(arguments.json, calls=arguments.calls, runs=arguments.runs)
 
