@@ -46,12 +46,12 @@ def script_tag(
 def read_manifest(build: str | Path) -> Mapping[str, Any]:
     """The manifest of a build folder (or a manifest.json path), reread only when the file changed."""
     path = Path(build)
-    if path.is_dir():
-        path = path / MANIFEST_NAME
+    folder = path.parent if path.name == MANIFEST_NAME else path
+    path = folder / MANIFEST_NAME
     try:
         stat = path.stat()
     except OSError:
-        raise TagError(f"{path}: no build here; run `segment-pendo build --config … --out {path.parent}`") from None
+        raise TagError(f"{folder}: no build here; run `segment-pendo build --config … --out {folder}`") from None
     return _load(path, stat.st_mtime_ns, stat.st_size)
 
 
