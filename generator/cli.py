@@ -383,7 +383,10 @@ def _run_serve(arguments: argparse.Namespace) -> int:
     free_port(arguments.host, arguments.port)
     with tempfile.TemporaryDirectory(prefix="segment-pendo-demo-") as temporary:
         build_dir = arguments.out or Path(temporary)
-        server = make_server(arguments.config, host=arguments.host, port=arguments.port, build_dir=build_dir)
+        try:
+            server = make_server(arguments.config, host=arguments.host, port=arguments.port, build_dir=build_dir)
+        except OSError as error:  # taken between the check and the bind
+            raise GeneratorError(f"--port {arguments.port}: cannot listen ({error.strerror}); pass another") from None
         url = f"http://{arguments.host}:{server.server_address[1]}/"
         print(f"serving the demo for {arguments.config} at {url} (builds in {build_dir}; Ctrl-C to stop)", flush=True)
         if arguments.open:

@@ -46,8 +46,13 @@ def hashed_copies(minified: str, source_map: str) -> dict[str, bytes]:
 
 
 def inline_script(minified: str) -> tuple[str, str]:
-    """The script as an inline <script> element (no source map comment) and its CSP source, 'sha256-…'."""
-    code = code_without_map_comment(minified)
+    r"""The script as an inline <script> element (no source map comment) and its CSP source, 'sha256-…'.
+
+    esbuild already writes `</script` inside literals as `<\/script` and never prints `<!--` as code, so a `<!--`
+    can only sit in a string, template or regular expression literal (from a config value), where `\x3C` means
+    the same `<` and keeps HTML's parser from seeing a comment opener.
+    """
+    code = code_without_map_comment(minified).replace("<!--", "\\x3C!--")
     if _UNSAFE_INLINE.search(code):
         raise BundleError(
             "the script contains </script or <!--, which would break an inline <script>; "

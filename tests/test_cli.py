@@ -201,6 +201,14 @@ def test_python_dash_m_generator_runs_the_cli(tmp_path: Path) -> None:
     assert process.returncode == 1
     assert process.stderr.endswith("file not found; check the path passed to --config\n")
     assert "Traceback" not in process.stderr
+    usage = subprocess.run(
+        [sys.executable, "-m", "generator", "build", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+        check=True,
+    )
+    assert usage.stdout.startswith("usage: python -m generator build ")
 
 
 def test_library_build_returns_the_manifest(tmp_path: Path) -> None:

@@ -137,13 +137,24 @@ def test_a_real_app_serves_the_tag_under_a_nonce_csp_and_pendo_gets_the_identify
     assert DEFAULT_API_KEY in internet.agent_requests[0]
 
 
+HOSTILE_EVENT = "</SCRIPT> <!-- <script> x"
+INLINE_CONFIG = (
+    default_config()
+    + '[[subscriptions]]\naction = "track"\n[subscriptions.mapping]\nevent = '
+    + json.dumps(HOSTILE_EVENT)
+    + '\n[[subscriptions]]\naction = "identify"\n'
+)
+
+
 @pytest.mark.browser
 def test_an_inline_build_runs_under_a_hash_csp(tmp_path: Path, page: Page, internet: FakeInternet) -> None:
     config = tmp_path / "pendo.toml"
-    config.write_text(default_config())
+    config.write_text(INLINE_CONFIG)
     manifest = generator.build(config, tmp_path / "dist", inline=True)
     element = (tmp_path / "dist" / "segment-pendo.inline.html").read_text()
-    page_code = "analytics.identify('inline-user', {plan: 'pro'});"
+    # A config value that would end or comment out an inline script stays inside its string literal.
+    assert element.count("</script>") == 1 and "<!--" not in element
+    page_code = "analytics.identify('inline-user', {plan: 'pro'}); analytics.track('Anything', {});"
     page_hash = "'sha256-" + base64.b64encode(hashlib.sha256(page_code.encode()).digest()).decode() + "'"
     policy = (
         f"default-src 'self'; script-src 'self' {manifest['inline']['csp_hash']} {page_hash} "
@@ -151,9 +162,8 @@ def test_an_inline_build_runs_under_a_hash_csp(tmp_path: Path, page: Page, inter
         "connect-src 'self' https://cdn.segment.com https://api.segment.io https://app.pendo.io; "
         "img-src 'self' data: https://app.pendo.io; style-src 'self' 'unsafe-inline'; object-src 'none'"
     )
-    snippet_url = internet.serve_file(
-        "/js/segment-snippet.js", Path(__file__).parent.parent / "site_demo" / "segment-snippet.js"
-    )
+    snippet = Path(__file__).parent.parent / "site_demo" / "segment-snippet.js"
+    snippet_url = internet.serve_file("/js/segment-snippet.js", snippet)
     html = (
         f'<!doctype html><html><head><script src="{snippet_url}" data-write-key="{internet.write_key}"></script>'
         f"{element}<script>{page_code}</script></head><body>inline</body></html>"
@@ -163,6 +173,7 @@ def test_an_inline_build_runs_under_a_hash_csp(tmp_path: Path, page: Page, inter
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(internet.serve("/inline", html, headers={"Content-Security-Policy": policy}))
     page.wait_for_function("() => window.pendo && pendo.isReady && pendo.isReady()", timeout=15_000)
-    wait_until(page, lambda: any(e["visitor_id"] == "inline-user" for e in internet.pendo_events("identify")))
+    wait_until(page, lambda: internet.tracks() != [])
+    assert internet.tracks() == [(HOSTILE_EVENT, {}, "inline-user")]
     assert page.evaluate("() => window.cspViolations") == []
     assert errors == [] and internet.unexpected == []
