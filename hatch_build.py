@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hatchling.builders.config import BuilderConfig
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 # (sys.platform, machine) → (esbuild's npm platform package, the wheel's platform tag). esbuild's binaries
@@ -30,7 +31,7 @@ ESBUILD_PLATFORMS = {
 NPM_FIRST = "run `npm ci` in the checkout first (the wheel carries the esbuild binary npm installs)"
 
 
-class EsbuildBinaryHook(BuildHookInterface):
+class EsbuildBinaryHook(BuildHookInterface[BuilderConfig]):
     """Adds node_modules/@esbuild/<platform>'s binary, its license, and analytics-next's browser build."""
 
     PLUGIN_NAME = "custom"
@@ -43,7 +44,9 @@ class EsbuildBinaryHook(BuildHookInterface):
         node_modules = root / "node_modules"
         key = (sys.platform, platform.machine().lower())
         if key not in ESBUILD_PLATFORMS:
-            raise RuntimeError(f"no esbuild wheel for {key[0]} on {key[1]}; build on one of {sorted(ESBUILD_PLATFORMS)}")
+            raise RuntimeError(
+                f"no esbuild wheel for {key[0]} on {key[1]}; build on one of {sorted(ESBUILD_PLATFORMS)}"
+            )
         package, wheel_platform = ESBUILD_PLATFORMS[key]
         pinned = json.loads((root / "package.json").read_text())["dependencies"]["esbuild"]
         package_dir = node_modules / "@esbuild" / package

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generator.bundle import MINIFIED_NAME, bundle_with_esbuild, esbuild_version, find_esbuild
+from generator.bundle import MINIFIED_NAME, bundle_with_esbuild, esbuild_version, find_esbuild, require_esbuild
 from generator.chromium import CHROMIUM_FLAGS, chromium_executable
 from generator.config_loader import load_config, parse_config
 from generator.errors import GeneratorError
@@ -108,9 +108,7 @@ FEATURES: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
 
 def measure_feature_costs(config_path: Path) -> list[dict[str, Any]]:
     """Gzip bytes each feature of a config adds: its script's size minus the size without that feature."""
-    binary = find_esbuild()
-    if binary is None:
-        raise BenchError("no esbuild binary: run `npm ci`")
+    binary = require_esbuild()
     data = tomllib.loads(config_path.read_text(encoding="utf-8"))
 
     def gzip_bytes(variant: dict[str, Any]) -> int:
@@ -131,9 +129,7 @@ def measure_feature_costs(config_path: Path) -> list[dict[str, Any]]:
 
 def measure_build_times(config: Path, runs: int) -> dict[str, float]:
     """Median wall time of a whole build and of the esbuild step alone, in milliseconds."""
-    binary = find_esbuild()
-    if binary is None:
-        raise BenchError("no esbuild binary: run `npm ci`")
+    binary = require_esbuild()
     loaded = load_config(config)
     whole, bundling = [], []
     with tempfile.TemporaryDirectory() as work:
