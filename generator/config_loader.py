@@ -56,15 +56,22 @@ def config_digest(config: Config) -> str:
     return "sha256-" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# A config is a short text file; anything bigger (or endless, like /dev/zero) is not one.
+MAX_CONFIG_BYTES = 1_000_000
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
-    if path.is_dir():
-        raise ConfigError(str(path), ["is a directory; pass the path of a .toml config file"])
     try:
-        raw = path.read_bytes()
+        if path.is_dir():
+            raise ConfigError(str(path), ["is a directory; pass the path of a .toml config file"])
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(str(path), ["file not found; check the path passed to --config"]) from None
     except OSError as error:
         raise ConfigError(str(path), [f"cannot be read: {error.strerror}"]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(str(path), ["is over 1 MB, too big for a config; pass the path of a .toml config file"])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:

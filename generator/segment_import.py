@@ -23,6 +23,8 @@ from generator.regions import REGION_BY_SEGMENT_URL, REGIONS
 from generator.toml_writer import TomlWriteError, table
 
 SUPPORTED_ACTIONS = ("identify", "group", "track")
+# Settings are a small JSON document; a bigger (or endless, like /dev/zero) file is not one.
+MAX_SETTINGS_BYTES = 10_000_000
 
 
 class SegmentImportError(GeneratorError):
@@ -51,7 +53,11 @@ def behaviour_notes(text: str) -> list[str]:
 
 def _read_settings(path: Path) -> dict[str, Any]:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_SETTINGS_BYTES + 1)
+        if len(raw) > MAX_SETTINGS_BYTES:
+            raise SegmentImportError(f"{path}: over 10 MB, too big for a destination's settings")
+        document = json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise SegmentImportError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
