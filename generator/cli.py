@@ -47,6 +47,19 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
+def _http_url(text: str) -> str:
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    try:
+        parts = urlsplit(text)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:
+        valid = False
+    if not valid:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http(s) URL, e.g. https://app.pendo.io/data/track")
+    return text
+
+
 def _integer(text: str) -> int:
     try:
         return int(text)
@@ -239,7 +252,9 @@ def _make_parser() -> argparse.ArgumentParser:
     relay.add_argument(
         "--db", type=_path, default=Path("relay.sqlite3"), help="the outbox file (default relay.sqlite3)"
     )
-    relay.add_argument("--pendo-url", help="override the Track Events API URL (default: the config's region)")
+    relay.add_argument(
+        "--pendo-url", type=_http_url, help="override the Track Events API URL (default: the config's region)"
+    )
     relay.add_argument("--concurrency", type=_positive, default=4, help="requests to Pendo at once (default 4)")
     relay.set_defaults(run=_run_relay)
 

@@ -66,6 +66,8 @@ BAD_INVOCATIONS: list[tuple[list[str], int, str]] = [
     (["relay", "--config", "good.toml", "--port", BUSY, "--db", "r.sqlite3"], 1, "is already in use on 127.0.0.1"),
     (["relay", "--config", "good.toml", "--concurrency", "0"], 2, "argument --concurrency: '0' must be 1 or more"),
     (["relay", "--config", "good.toml", "--port", "-1"], 2, "'-1' is not a port"),
+    (["relay", "--config", "good.toml", "--pendo-url", "ftp://x"], 2, "'ftp://x' is not an http(s) URL"),
+    (["relay", "--config", "good.toml", "--pendo-url", "http://[::1"], 2, "is not an http(s) URL"),
     (["bench", "--runs", "0"], 2, "argument --runs: '0' must be 1 or more"),
     (["bench", "--calls", "many"], 2, "argument --calls: 'many' is not a whole number"),
     (["bench", "--json", "a-folder"], 1, "--json a-folder is a folder"),
