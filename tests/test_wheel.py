@@ -162,6 +162,27 @@ def test_extras_missing_is_one_line_saying_what_to_install(installed: Installed)
     assert bench.stderr.startswith("error: bench needs brotli and playwright: pip install 'segment-pendo[bench]'")
 
 
+def test_bench_finds_its_configs_and_pages_in_the_package(installed: Installed) -> None:
+    check = (
+        "from generator import bench, paths\n"
+        "names = sorted(path.stem for path in bench.EXAMPLE_CONFIGS if path.is_file())\n"
+        "assert paths.INSTALLED and (paths.SITE_DIR / 'bench.html').is_file()\n"
+        "assert (paths.ANALYTICS_NEXT_DIR / 'standalone.js').is_file()\n"
+        "print(' '.join(names))\n"
+    )
+    process = subprocess.run(
+        [str(installed.venv / "bin" / "python"), "-c", check],
+        cwd=installed.work,
+        env=installed.env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert process.returncode == 0, process.stderr
+    expected = sorted([*(path.stem for path in (CHECKOUT / "tests" / "configs").glob("*.toml")), "demo"])
+    assert process.stdout.split() == expected
+
+
 @pytest.fixture
 def served(installed: Installed) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
     (installed.work / "pendo.toml").write_text('[pendo]\napi_key = "k-served"\nregion = "eu"\n')
