@@ -388,6 +388,7 @@ def _run_relay(arguments: argparse.Namespace) -> int:
 
 
 def _run_serve(arguments: argparse.Namespace) -> int:
+    import signal  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
     import webbrowser  # noqa: PLC0415
 
@@ -406,6 +407,8 @@ def _run_serve(arguments: argparse.Namespace) -> int:
         print(f"serving the demo for {arguments.config} at {url} (builds in {build_dir}; Ctrl-C to stop)", flush=True)
         if arguments.open:
             webbrowser.open(url)
+        # A service manager's SIGTERM stops it as Ctrl-C does, so the temporary builds are removed.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
@@ -413,6 +416,10 @@ def _run_serve(arguments: argparse.Namespace) -> int:
         finally:
             server.server_close()
     return EXIT_OK
+
+
+def _interrupt(signal_number: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _check_database(flag: str, path: Path) -> None:

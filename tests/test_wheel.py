@@ -235,8 +235,8 @@ def test_serve_works_from_the_wheel_and_writes_nothing_into_site_packages(
     assert status == 200 and b'"env": "prod-eu"' in agent and b'"apiKey": "k-served"' in agent
     after = sorted(str(path) for path in installed.site_packages.rglob("*") if "__pycache__" not in path.parts)
     assert after == before
-    # Ctrl-C: a clean exit, and the temporary builds are gone.
-    process.send_signal(signal.SIGINT)
+    # Stopped as a service manager stops it (SIGTERM, handled as Ctrl-C): a clean exit, the temporary builds gone.
+    process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=10) == 0
     assert not builds.exists()
     assert set(os.listdir(installed.work)) <= {"dist", "node_modules", "pendo.toml"}
