@@ -125,3 +125,20 @@ def test_a_bad_invocation_is_one_line_with_no_traceback_and_writes_nothing(
     # One line; a config file's problems are listed one per line under a heading naming the file.
     assert len(lines) == 1 or lines[0].endswith(("1 config problem:", "config problems:")), process.stderr
     assert folder_state(tmp_path) == before
+
+
+def test_output_cut_short_by_its_reader_is_no_traceback(tmp_path: Path) -> None:
+    (tmp_path / "good.toml").write_text(GOOD)
+    command = f"{sys.executable} -m generator build --config good.toml --out dist | head -c 10"
+    process = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {command}"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(CHECKOUT)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert process.stdout == "built with"
+    assert process.stderr == ""
+    assert process.returncode in (0, 141)
+    assert (tmp_path / "dist" / "manifest.json").is_file()
