@@ -82,6 +82,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(str(path), [f"TOML syntax error: {error}"]) from None
+    except RecursionError:
+        raise ConfigError(str(path), ["nests arrays or tables too deeply to read; a config is a few tables"]) from None
 
 
 def describe_error(detail: ErrorDetails) -> str:

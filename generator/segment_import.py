@@ -25,6 +25,8 @@ from generator.toml_writer import TomlWriteError, table
 SUPPORTED_ACTIONS = ("identify", "group", "track")
 # Settings are a small JSON document; a bigger (or endless, like /dev/zero) file is not one.
 MAX_SETTINGS_BYTES = 10_000_000
+# Far deeper than any mapping can be (mappings allow 8 levels), shallow enough for every recursive step after.
+MAX_SETTINGS_DEPTH = 64
 
 
 class SegmentImportError(GeneratorError):
@@ -62,12 +64,29 @@ def _read_settings(path: Path) -> dict[str, Any]:
         raise SegmentImportError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise SegmentImportError(f"{path}: not a readable JSON file ({error})") from None
+    except RecursionError:
+        raise SegmentImportError(f"{path}: JSON nested too deeply to read; export the destination's settings") from None
+    if _nesting(document) > MAX_SETTINGS_DEPTH:
+        raise SegmentImportError(
+            f"{path}: JSON nested more than {MAX_SETTINGS_DEPTH} levels deep; not a destination's settings"
+        )
     # Segment's APIs wrap the destination's settings in {"settings": {...}} in some exports.
     if isinstance(document, dict) and isinstance(document.get("settings"), dict) and "apiKey" not in document:
         document = document["settings"]
     if not isinstance(document, dict):
         raise SegmentImportError(f"{path}: expected a JSON object of destination settings")
     return document
+
+
+def _nesting(document: Any) -> int:
+    """How many arrays and objects deep a JSON document goes (counted without recursion)."""
+    deepest, pending = 0, [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, depth)
+            pending.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
+    return deepest
 
 
 def config_text(settings: dict[str, Any], *, source_name: str = "settings") -> str:

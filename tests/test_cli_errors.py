@@ -50,6 +50,9 @@ BAD_INVOCATIONS: list[tuple[list[str], int, str]] = [
     (["import-segment", "missing.json", "--out", "new.toml"], 1, "missing.json: file not found"),
     (["import-segment", "a-folder", "--out", "new.toml"], 1, "a-folder: not a readable JSON file"),
     (["import-segment", "/dev/zero", "--out", "new.toml"], 1, "/dev/zero: over 10 MB, too big"),
+    (["import-segment", "deep.json", "--out", "new.toml"], 1, "deep.json: JSON nested too deeply to read"),
+    (["import-segment", "deep-mapping.json", "--out", "new.toml"], 1, "JSON nested more than 64 levels deep"),
+    (["check", "--config", "deep.toml"], 1, "nests arrays or tables too deeply to read"),
     (["import-segment", "--out", "new.toml"], 2, "the following arguments are required: SETTINGS.json"),
     (["webhook", "--config", "hook.toml", "--out", "missing/webhook.json"], 1, "the folder missing does not exist"),
     (["webhook", "--config", "hook.toml", "--out", "a-folder"], 1, "--out a-folder is a folder"),
@@ -104,6 +107,13 @@ def test_a_bad_invocation_is_one_line_with_no_traceback_and_writes_nothing(
     (tmp_path / "hook.toml").write_text(GOOD + "[webhook]\n")
     (tmp_path / "settings.json").write_text(json.dumps({"apiKey": "k-1"}))
     (tmp_path / "a-file").write_text("not a folder\n")
+    (tmp_path / "deep.json").write_text("[" * 100_000)
+    (tmp_path / "deep.toml").write_text("a = " + "[" * 100_000)
+    mapping: object = "x"
+    for _ in range(900):
+        mapping = {"a": mapping}
+    deep_mapping = {"apiKey": "k-1", "subscriptions": [{"partnerAction": "track", "mapping": {"metadata": mapping}}]}
+    (tmp_path / "deep-mapping.json").write_text(json.dumps(deep_mapping))
     (tmp_path / "a-folder").mkdir()
     before = folder_state(tmp_path)
     env = {key: value for key, value in os.environ.items() if key != "PENDO_TRACK_EVENT_SECRET"}
