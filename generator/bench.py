@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generator.bundle import MINIFIED_NAME, bundle_with_esbuild, esbuild_version, find_esbuild
+from generator.bundle import MINIFIED_NAME, bundle_with_esbuild, esbuild_version, find_esbuild, require_esbuild
 from generator.chromium import CHROMIUM_FLAGS, chromium_executable
 from generator.config_loader import load_config, parse_config
 from generator.errors import GeneratorError
 from generator.manifest import gzip_size
-from generator.paths import PROJECT_ROOT
+from generator.paths import DEMO_CONFIG, EXAMPLE_CONFIGS_DIR
 from generator.pipeline import build
 from generator.render import render
 
@@ -35,8 +35,8 @@ BUDGET_CONFIG = "every-feature"
 # For scale: Segment's Pendo Web (Actions) destination built from action-destinations at 970a17e.
 SEGMENT_DESTINATION = {"min": 210_942, "gzip": 63_688}
 EXAMPLE_CONFIGS = [
-    *sorted((PROJECT_ROOT / "tests" / "configs").glob("*.toml")),
-    PROJECT_ROOT / "site_demo" / "demo.toml",
+    *sorted(EXAMPLE_CONFIGS_DIR.glob("*.toml")),
+    DEMO_CONFIG,
 ]
 PLUGIN_NAME = "Pendo Web (segment-pendo)"
 _METHODS = ("identify", "group", "track")
@@ -108,9 +108,7 @@ FEATURES: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
 
 def measure_feature_costs(config_path: Path) -> list[dict[str, Any]]:
     """Gzip bytes each feature of a config adds: its script's size minus the size without that feature."""
-    binary = find_esbuild()
-    if binary is None:
-        raise BenchError("no esbuild binary: run `npm ci`")
+    binary = require_esbuild()
     data = tomllib.loads(config_path.read_text(encoding="utf-8"))
 
     def gzip_bytes(variant: dict[str, Any]) -> int:
@@ -131,9 +129,7 @@ def measure_feature_costs(config_path: Path) -> list[dict[str, Any]]:
 
 def measure_build_times(config: Path, runs: int) -> dict[str, float]:
     """Median wall time of a whole build and of the esbuild step alone, in milliseconds."""
-    binary = find_esbuild()
-    if binary is None:
-        raise BenchError("no esbuild binary: run `npm ci`")
+    binary = require_esbuild()
     loaded = load_config(config)
     whole, bundling = [], []
     with tempfile.TemporaryDirectory() as work:
@@ -285,7 +281,7 @@ def measure_browser(script: str, calls: int) -> dict[str, Any]:
 def _demo_server() -> Iterator[str]:
     from generator.demo.server import make_server  # noqa: PLC0415
 
-    server = make_server(PROJECT_ROOT / "site_demo" / "demo.toml", port=0)
+    server = make_server(DEMO_CONFIG, port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -298,9 +294,9 @@ def _demo_server() -> Iterator[str]:
 def run(json_path: Path, *, calls: int = 10_000, runs: int = 5) -> int:
     """Run everything, print the table, write the JSON; 1 when the size budget is exceeded."""
     sizes = measure_sizes(EXAMPLE_CONFIGS)
-    times = measure_build_times(PROJECT_ROOT / "site_demo" / "demo.toml", runs)
+    times = measure_build_times(DEMO_CONFIG, runs)
     with tempfile.TemporaryDirectory() as work:
-        build(PROJECT_ROOT / "site_demo" / "demo.toml", Path(work), bundler="esbuild")
+        build(DEMO_CONFIG, Path(work), bundler="esbuild")
         script = (Path(work) / MINIFIED_NAME).read_text()
     browser = measure_browser(script, calls)
     budget_row = next(row for row in sizes if row.config == BUDGET_CONFIG)

@@ -11,13 +11,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from generator.errors import BundleError
-from generator.paths import NODE_MODULES
+from generator.paths import EXECUTABLE_SUFFIX, INSTALLED, NODE_MODULES, PACKAGED_ESBUILD, node_modules_dirs
 from generator.render import ENTRY_MODULE, RenderedModule
 
 READABLE_NAME = "segment-pendo.js"
 MINIFIED_NAME = "segment-pendo.min.js"
 SOURCE_MAP_NAME = MINIFIED_NAME + ".map"
 ESBUILD_TIMEOUT_SECONDS = 120
+# The version package.json pins and the wheel carries (a test holds the two equal).
+PINNED_ESBUILD_VERSION = "0.28.2"
+NO_ESBUILD = (
+    "no esbuild binary found. Install segment-pendo from a wheel built for this platform (it carries esbuild), "
+    f"or run `npm install --save-exact esbuild@{PINNED_ESBUILD_VERSION}` in this folder, or set ESBUILD_BINARY_PATH "
+    "to an esbuild binary; or pass --bundler esbuild-py for a build that is not minified"
+)
 
 
 @dataclass(frozen=True)
@@ -31,19 +38,32 @@ class Bundle:
     warnings: list[str] = field(default_factory=list)
 
 
-def find_esbuild() -> Path | None:
-    """ESBUILD_BINARY_PATH, then this project's node_modules/.bin, then PATH."""
+def find_esbuild(start: Path | None = None) -> Path | None:
+    """ESBUILD_BINARY_PATH, the packaged binary, node_modules/.bin of start (default: cwd) and its parents, PATH.
+
+    In a checkout (or an editable install) the packaged binary is the checkout's own node_modules one.
+    """
     explicit = os.environ.get("ESBUILD_BINARY_PATH")
     if explicit:
         path = Path(explicit)
         if not (path.is_file() and os.access(path, os.X_OK)):
             raise BundleError(f"ESBUILD_BINARY_PATH={explicit} is not an executable file; fix or unset it")
         return path
-    local = NODE_MODULES / ".bin" / "esbuild"
-    if local.is_file() and os.access(local, os.X_OK):
-        return local
+    packaged = [PACKAGED_ESBUILD] if INSTALLED else [NODE_MODULES / ".bin" / f"esbuild{EXECUTABLE_SUFFIX}"]
+    nearby = [folder / ".bin" / f"esbuild{EXECUTABLE_SUFFIX}" for folder in node_modules_dirs(start)]
+    for candidate in [*packaged, *nearby]:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
     found = shutil.which("esbuild")
     return Path(found) if found else None
+
+
+def require_esbuild(start: Path | None = None) -> Path:
+    """The esbuild binary, or a BundleError saying how to get one."""
+    binary = find_esbuild(start)
+    if binary is None:
+        raise BundleError(NO_ESBUILD)
+    return binary
 
 
 def esbuild_version(binary: Path) -> str:

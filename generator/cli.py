@@ -1,22 +1,28 @@
-"""Command line: `python -m generator build|check|import-segment|bench|webhook|relay|serve`.
+"""Command line: `segment-pendo build|check|import-segment|bench|webhook|relay|serve` (or `python -m generator`).
 
-Exit 0 ok, 1 bad input, 2 usage error.
+Exit 0 ok, 1 bad input, 2 usage error. No input gives a traceback: every problem is one line.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import importlib.util
+import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from generator import __version__
+from generator.arguments import free_port, output_file, output_folder
 from generator.errors import GeneratorError
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141
 MAX_PORT = 65_535
 
 
@@ -34,11 +40,101 @@ def _port(text: str) -> int:
     return value
 
 
+def _path(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; pass a path")
+    if "\0" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} holds a NUL character; pass a path")
+    return Path(text)
+
+
+def _http_url(text: str) -> str:
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    try:
+        parts = urlsplit(text)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:
+        valid = False
+    if not valid:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http(s) URL, e.g. https://app.pendo.io/data/track")
+    return text
+
+
 def _integer(text: str) -> int:
     try:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """No abbreviated options; a usage error is one line, with the closest command, choice or option suggested."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self._given: list[str] = []
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """Remember the words given, to suggest the option a misspelt one meant."""
+        self._given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str) -> NoReturn:
+        """Print one line (usage is in --help) and exit 2."""
+        prog = self.prog
+        command = next((word for word in self._given if word in _commands(self)), None)
+        if message.startswith("unrecognized arguments: ") and command:
+            prog = f"{self.prog} {command}"
+        hint = _suggestion(message, self, self._given)
+        self.exit(EXIT_USAGE, f"{prog}: error: {message}{hint} (see `{prog} --help`)\n")
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:  # argparse has no public way to list them
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _suggestion(message: str, parser: argparse.ArgumentParser, given: list[str]) -> str:
+    if match := re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message):
+        choices = re.findall(r"'([^']*)'", match.group(2))
+        close = difflib.get_close_matches(match.group(1), choices, n=1, cutoff=0.5)
+        return f"; did you mean {close[0]!r}?" if close else ""
+    options = _all_options(parser)
+    if message.startswith("unrecognized arguments: "):
+        words = message.removeprefix("unrecognized arguments: ").split()
+    elif message.startswith("the following arguments are required: "):
+        required = message.removeprefix("the following arguments are required: ").split(", ")
+        words, options = [word for word in given if word.startswith("-") and word not in options], required
+    else:
+        return ""
+    for word in words:
+        close = difflib.get_close_matches(word.split("=")[0], options, n=1, cutoff=0.6) if word[:1] == "-" else []
+        if close:
+            return f"; {word.split('=')[0]} is not an option: did you mean {close[0]}?"
+    return ""
+
+
+def _all_options(parser: argparse.ArgumentParser) -> list[str]:
+    options: list[str] = []
+    for action in parser._actions:
+        options.extend(option for option in action.option_strings if option.startswith("--"))
+    for command in _commands(parser).values():
+        options.extend(_all_options(command))
+    return sorted(set(options))
+
+
+def _program_name() -> str:
+    """`segment-pendo` for the console script; `python -m generator` when run that way."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if not name or name in {"__main__.py", "-c"} or name.endswith(".py"):
+        return "python -m generator"
+    return name.removesuffix(".exe")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,11 +149,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GeneratorError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`… | head`): stop quietly, as a tool killed by SIGPIPE would.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def _make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m generator",
+    parser = _Parser(
+        prog=_program_name(),
         description="Build one drop-in <script> that forwards Segment analytics.js calls to Pendo.",
     )
     parser.add_argument("--version", action="version", version=f"segment-pendo {__version__}")
@@ -67,17 +169,24 @@ def _make_parser() -> argparse.ArgumentParser:
         "build",
         help="validate the config and write the script",
         description=(
-            "Write segment-pendo.min.js, segment-pendo.js, segment-pendo.min.js.map and manifest.json into "
-            "--out. Nothing is written unless the whole build succeeds."
+            "Write segment-pendo.min.js, its content-hashed copy segment-pendo.<hash>.min.js (the manifest's "
+            '"entry"), their source maps, segment-pendo.js and manifest.json into --out. Nothing is written '
+            "unless the whole build succeeds."
         ),
     )
     _add_config_argument(build)
-    build.add_argument("--out", required=True, type=Path, metavar="DIR", help="directory to write the script into")
+    build.add_argument("--out", required=True, type=_path, metavar="DIR", help="directory to write the script into")
     build.add_argument(
         "--bundler",
-        choices=["auto", "esbuild", "esbuild-py"],
-        default="auto",
-        help="auto (default): the esbuild binary, else the esbuild-py fallback",
+        choices=["esbuild", "esbuild-py"],
+        default="esbuild",
+        help="esbuild (default): the official binary (packaged, ESBUILD_BINARY_PATH, node_modules/.bin or PATH); "
+        "esbuild-py: the in-process fallback, not minified",
+    )
+    build.add_argument(
+        "--inline",
+        action="store_true",
+        help="also write segment-pendo.inline.html, an inline <script>, and print its CSP hash",
     )
     build.set_defaults(run=_run_build)
 
@@ -98,8 +207,8 @@ def _make_parser() -> argparse.ArgumentParser:
             "config. Nothing is written if any setting or subscription cannot be carried over."
         ),
     )
-    importer.add_argument("settings", type=Path, metavar="SETTINGS.json", help="the destination's settings")
-    importer.add_argument("--out", required=True, type=Path, metavar="PATH", help="the TOML config to write")
+    importer.add_argument("settings", type=_path, metavar="SETTINGS.json", help="the destination's settings")
+    importer.add_argument("--out", required=True, type=_path, metavar="PATH", help="the TOML config to write")
     importer.add_argument("--force", action="store_true", help="replace --out if it exists")
     importer.set_defaults(run=_run_import)
 
@@ -112,7 +221,7 @@ def _make_parser() -> argparse.ArgumentParser:
             "time to the first Pendo call, and build time."
         ),
     )
-    bench.add_argument("--json", type=Path, default=Path("bench-results/bench.json"), help="where to write JSON")
+    bench.add_argument("--json", type=_path, default=Path("bench-results/bench.json"), help="where to write JSON")
     bench.add_argument("--calls", type=_positive, default=10_000, help="calls per method (default 10,000)")
     bench.add_argument("--runs", type=_positive, default=5, help="builds to take the median of (default 5)")
     bench.set_defaults(run=_run_bench)
@@ -127,8 +236,10 @@ def _make_parser() -> argparse.ArgumentParser:
         ),
     )
     _add_config_argument(webhook)
-    webhook.add_argument("--out", required=True, type=Path, metavar="PATH", help="the JSON file to write")
-    webhook.add_argument("--include-secret", action="store_true", help="write the secret into the header")
+    webhook.add_argument("--out", required=True, type=_path, metavar="PATH", help="the JSON file to write")
+    webhook.add_argument(
+        "--include-secret", action="store_true", help="write the secret into the header (the file gets mode 0600)"
+    )
     webhook.set_defaults(run=_run_webhook)
 
     relay = commands.add_parser(
@@ -143,8 +254,12 @@ def _make_parser() -> argparse.ArgumentParser:
     _add_config_argument(relay)
     relay.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     relay.add_argument("--port", type=_port, default=8787, help="port to listen on (default 8787)")
-    relay.add_argument("--db", type=Path, default=Path("relay.sqlite3"), help="the outbox file (default relay.sqlite3)")
-    relay.add_argument("--pendo-url", help="override the Track Events API URL (default: the config's region)")
+    relay.add_argument(
+        "--db", type=_path, default=Path("relay.sqlite3"), help="the outbox file (default relay.sqlite3)"
+    )
+    relay.add_argument(
+        "--pendo-url", type=_http_url, help="override the Track Events API URL (default: the config's region)"
+    )
     relay.add_argument("--concurrency", type=_positive, default=4, help="requests to Pendo at once (default 4)")
     relay.set_defaults(run=_run_relay)
 
@@ -152,26 +267,30 @@ def _make_parser() -> argparse.ArgumentParser:
         "serve",
         help="build and serve the demo page on localhost",
         description=(
-            "Build the script for --config and serve site_demo/ with local copies of analytics.js and the Pendo "
-            "agent; rebuilds when the config or a template changes. Nothing is fetched from the internet."
+            "Build the script for --config and serve the demo page with local copies of analytics.js and the "
+            "Pendo agent; rebuilds when the config or a template changes. Nothing is fetched from the internet."
         ),
     )
     _add_config_argument(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000; 0 picks one)")
     serve.add_argument("--open", action="store_true", help="open the page in the default browser")
+    serve.add_argument(
+        "--out", type=_path, metavar="DIR", help="folder for the demo's builds (default: a temporary one, then removed)"
+    )
     serve.set_defaults(run=_run_serve)
     return parser
 
 
 def _add_config_argument(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--config", required=True, type=Path, metavar="PATH", help="the TOML config file")
+    command.add_argument("--config", required=True, type=_path, metavar="PATH", help="the TOML config file")
 
 
 def _run_build(arguments: argparse.Namespace) -> int:
     from generator.pipeline import build  # noqa: PLC0415  (keeps `--help` fast)
 
-    manifest = build(arguments.config, arguments.out, bundler=arguments.bundler)
+    output_folder("--out", arguments.out)
+    manifest = build(arguments.config, arguments.out, bundler=arguments.bundler, inline=arguments.inline)
     for warning in manifest["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     _print_summary(manifest, arguments.out)
@@ -208,16 +327,26 @@ def _run_check(arguments: argparse.Namespace) -> int:
 def _run_import(arguments: argparse.Namespace) -> int:
     from generator.segment_import import behaviour_notes, import_segment_settings  # noqa: PLC0415
 
+    output_file("--out", arguments.out)
     text = import_segment_settings(arguments.settings, arguments.out, force=arguments.force)
-    print(f"wrote {arguments.out}; build it with: python -m generator build --config {arguments.out} --out DIR")
+    print(f"wrote {arguments.out}; build it with: {_program_name()} build --config {arguments.out} --out DIR")
     for note in behaviour_notes(text):
         print(f"note: {note}; it will match different events than it did in Segment", file=sys.stderr)
     return EXIT_OK
 
 
 def _run_bench(arguments: argparse.Namespace) -> int:
+    missing = [name for name in ("brotli", "playwright") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise GeneratorError(
+            f"bench needs {' and '.join(missing)}: pip install 'segment-pendo[bench]' (and Chromium: Debian's chromium)"
+        )
     from generator.bench import run  # noqa: PLC0415
+    from generator.chromium import chromium_executable  # noqa: PLC0415
 
+    if not Path(chromium_executable()).is_file():
+        raise GeneratorError("bench needs Chromium: install Debian's chromium (apt-get install chromium)")
+    output_file("--json", arguments.json)
     return run(arguments.json, calls=arguments.calls, runs=arguments.runs)
 
 
@@ -226,6 +355,7 @@ def _run_webhook(arguments: argparse.Namespace) -> int:
     from generator.webhook import checklist, write_webhook  # noqa: PLC0415
 
     config = load_config(arguments.config)
+    output_file("--out", arguments.out)
     write_webhook(config, arguments.out, include_secret=arguments.include_secret)
     print(f"wrote {arguments.out}; then:")
     for number, step in enumerate(checklist(config), start=1):
@@ -234,8 +364,9 @@ def _run_webhook(arguments: argparse.Namespace) -> int:
 
 
 def _run_relay(arguments: argparse.Namespace) -> int:
-    import os  # noqa: PLC0415
-
+    missing = [name for name in ("starlette", "uvicorn", "httpx") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise GeneratorError(f"the relay needs {', '.join(missing)}: pip install 'segment-pendo[relay]'")
     import uvicorn  # noqa: PLC0415
 
     from generator.config_loader import load_config  # noqa: PLC0415
@@ -248,6 +379,8 @@ def _run_relay(arguments: argparse.Namespace) -> int:
     missing = [name for name in ("PENDO_TRACK_EVENT_SECRET", "RELAY_SHARED_SECRET") if not os.environ.get(name)]
     if missing:
         raise GeneratorError(f"set {' and '.join(missing)} in the environment; the relay will not run without them")
+    _check_database("--db", arguments.db)
+    free_port(arguments.host, arguments.port)
     delivery = DeliverySettings(
         url=arguments.pendo_url or track_events_url(config.pendo.region),
         secret=os.environ["PENDO_TRACK_EVENT_SECRET"],
@@ -266,30 +399,56 @@ def _run_relay(arguments: argparse.Namespace) -> int:
 
 
 def _run_serve(arguments: argparse.Namespace) -> int:
+    import signal  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
     import webbrowser  # noqa: PLC0415
 
     from generator.demo.server import make_server  # noqa: PLC0415
 
-    server = make_server(arguments.config, host=arguments.host, port=arguments.port)
-    url = f"http://{arguments.host}:{server.server_address[1]}/"
-    print(f"serving the demo for {arguments.config} at {url} (Ctrl-C to stop)", flush=True)
-    if arguments.open:
-        webbrowser.open(url)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    if arguments.out is not None:
+        output_folder("--out", arguments.out)
+    free_port(arguments.host, arguments.port)
+    with tempfile.TemporaryDirectory(prefix="segment-pendo-demo-") as temporary:
+        build_dir = arguments.out or Path(temporary)
+        try:
+            server = make_server(arguments.config, host=arguments.host, port=arguments.port, build_dir=build_dir)
+        except OSError as error:  # taken between the check and the bind
+            raise GeneratorError(f"--port {arguments.port}: cannot listen ({error.strerror}); pass another") from None
+        url = f"http://{arguments.host}:{server.server_address[1]}/"
+        print(f"serving the demo for {arguments.config} at {url} (builds in {build_dir}; Ctrl-C to stop)", flush=True)
+        if arguments.open:
+            webbrowser.open(url)
+        # A service manager's SIGTERM stops it as Ctrl-C does, so the temporary builds are removed.
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
     return EXIT_OK
 
 
+def _interrupt(signal_number: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _check_database(flag: str, path: Path) -> None:
+    """The outbox file: in an existing folder the relay can write to (SQLite adds its -wal and -shm files there)."""
+    output_file(flag, path)
+    if path.is_file() and not os.access(path, os.W_OK):
+        raise GeneratorError(f"{flag} {path} is read-only; make it writable or pass another --db")
+
+
 def _print_summary(manifest: dict[str, Any], out_dir: Path) -> None:
+    from generator.tag import script_tag  # noqa: PLC0415
+
     print(f"built with {manifest['esbuild_version']} into {out_dir}/")
     for name, facts in manifest["files"].items():
-        print(f"  {name:<28} {facts['bytes']:>7} B  {facts['gzip_bytes']:>6} B gzip")
-    script = manifest["files"]["segment-pendo.min.js"]
-    print(
-        "paste right after the Segment snippet:\n"
-        f'  <script src="/segment-pendo.min.js" integrity="{script["sri"]}" crossorigin="anonymous"></script>'
-    )
+        print(f"  {name:<40} {facts['bytes']:>7} B  {facts['gzip_bytes']:>6} B gzip")
+    print(f"paste right after the Segment snippet (serve {out_dir}/ at /):\n  {script_tag(manifest)}")
+    if "inline" in manifest:
+        print(
+            f"or paste {manifest['inline']['file']} into the page and allow it in your Content-Security-Policy:\n"
+            f"  script-src {manifest['inline']['csp_hash']}"
+        )

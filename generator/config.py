@@ -346,8 +346,10 @@ class WebhookSettings(StrictModel):
     secret_env: str = Field(
         default="PENDO_TRACK_EVENT_SECRET", description="environment variable holding Pendo's Track Event Shared Secret"
     )
+    # Off by default: the checklist connects the destination to mobile and server sources, so an empty
+    # [webhook] table must not make every build warn of double tracking.
     covers_web_source: bool = Field(
-        default=True,
+        default=False,
         description="the destination is connected to this web source too (so browser track forwarding must be off)",
     )
 

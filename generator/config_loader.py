@@ -56,15 +56,37 @@ def config_digest(config: Config) -> str:
     return "sha256-" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# A config is a short text file; anything bigger (or endless, like /dev/zero) is not one.
+MAX_CONFIG_BYTES = 1_000_000
+
+
+class ConfigPathError(ConfigError):
+    """The --config path itself is wrong (missing, a folder, unreadable): one line, naming the path and the fix."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        """Keep the ConfigError fields; the message is the one line."""
+        super().__init__(source, [problem])
+        self.args = (f"{source}: {problem}",)
+
+    def __str__(self) -> str:
+        """`path: problem`."""
+        return str(self.args[0])
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
-    if path.is_dir():
-        raise ConfigError(str(path), ["is a directory; pass the path of a .toml config file"])
     try:
-        raw = path.read_bytes()
+        if path.is_dir():
+            raise ConfigPathError(str(path), "is a directory; pass the path of a .toml config file")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
-        raise ConfigError(str(path), ["file not found; check the path passed to --config"]) from None
+        raise ConfigPathError(str(path), "file not found; check the path passed to --config") from None
     except OSError as error:
-        raise ConfigError(str(path), [f"cannot be read: {error.strerror}"]) from None
+        raise ConfigPathError(
+            str(path), f"cannot be read: {error.strerror}; check the path passed to --config"
+        ) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigPathError(str(path), "is over 1 MB, too big for a config; pass the path of a .toml config file")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -75,6 +97,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(str(path), [f"TOML syntax error: {error}"]) from None
+    except RecursionError:
+        raise ConfigError(str(path), ["nests arrays or tables too deeply to read; a config is a few tables"]) from None
 
 
 def describe_error(detail: ErrorDetails) -> str:

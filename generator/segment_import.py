@@ -8,7 +8,6 @@ did (clearing Pendo's session on analytics.reset()) stays off.
 from __future__ import annotations
 
 import json
-import os
 import re
 import tomllib
 from pathlib import Path
@@ -18,11 +17,16 @@ from generator import __version__
 from generator.actions import ACTIONS
 from generator.config_loader import parse_config
 from generator.errors import ConfigError, GeneratorError
+from generator.files import write_file
 from generator.fql import segment_differences
 from generator.regions import REGION_BY_SEGMENT_URL, REGIONS
 from generator.toml_writer import TomlWriteError, table
 
 SUPPORTED_ACTIONS = ("identify", "group", "track")
+# Settings are a small JSON document; a bigger (or endless, like /dev/zero) file is not one.
+MAX_SETTINGS_BYTES = 10_000_000
+# Far deeper than any mapping can be (mappings allow 8 levels), shallow enough for every recursive step after.
+MAX_SETTINGS_DEPTH = 64
 
 
 class SegmentImportError(GeneratorError):
@@ -35,9 +39,7 @@ def import_segment_settings(settings_path: Path, out_path: Path, *, force: bool 
         raise SegmentImportError(f"{out_path} exists; pass --force to replace it")
     settings = _read_settings(settings_path)
     text = config_text(settings, source_name=settings_path.name)
-    partial = out_path.with_name(f".{out_path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, out_path)
+    write_file(out_path, text.encode("utf-8"))
     return text
 
 
@@ -53,17 +55,38 @@ def behaviour_notes(text: str) -> list[str]:
 
 def _read_settings(path: Path) -> dict[str, Any]:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_SETTINGS_BYTES + 1)
+        if len(raw) > MAX_SETTINGS_BYTES:
+            raise SegmentImportError(f"{path}: over 10 MB, too big for a destination's settings")
+        document = json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise SegmentImportError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise SegmentImportError(f"{path}: not a readable JSON file ({error})") from None
+    except RecursionError:
+        raise SegmentImportError(f"{path}: JSON nested too deeply to read; export the destination's settings") from None
+    if _nesting(document) > MAX_SETTINGS_DEPTH:
+        raise SegmentImportError(
+            f"{path}: JSON nested more than {MAX_SETTINGS_DEPTH} levels deep; not a destination's settings"
+        )
     # Segment's APIs wrap the destination's settings in {"settings": {...}} in some exports.
     if isinstance(document, dict) and isinstance(document.get("settings"), dict) and "apiKey" not in document:
         document = document["settings"]
     if not isinstance(document, dict):
         raise SegmentImportError(f"{path}: expected a JSON object of destination settings")
     return document
+
+
+def _nesting(document: Any) -> int:
+    """How many arrays and objects deep a JSON document goes (counted without recursion)."""
+    deepest, pending = 0, [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, depth)
+            pending.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
+    return deepest
 
 
 def config_text(settings: dict[str, Any], *, source_name: str = "settings") -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from generator.config import Config
 from generator.errors import GeneratorError
+from generator.files import write_file
 from generator.regions import track_events_url
 from generator.webhook_metadata import metadata_subscriptions
 
@@ -172,7 +173,5 @@ def double_tracking_warning(config: Config) -> str | None:
 def write_webhook(config: Config, out: Path, *, include_secret: bool = False) -> dict[str, Any]:
     """Write the document (atomically) and return it."""
     document = webhook_document(config, include_secret=include_secret)
-    partial = out.with_name(f".{out.name}.partial")
-    partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    os.replace(partial, out)
+    write_file(out, (json.dumps(document, indent=2) + "\n").encode("utf-8"), private=include_secret)
     return document

@@ -1,7 +1,8 @@
 // The demo page's own logic: turns the forms into Segment calls and shows what Pendo received.
 (function () {
   'use strict';
-  var nextSeq = 0;
+  // Only what reached the server after this page was served: each page load keeps its own log.
+  var nextSeq = Number(document.body.getAttribute('data-log-start')) || 0;
   var debugSeen = 0;
   var loadedScriptSri = null;
   var agentOwnEvents = 0;
@@ -75,6 +76,10 @@
   }
 
   function addItem(className, title, subtitle, detail) {
+    // Page load's own initialize is not a call the visitor made.
+    if (title !== 'pendo.initialize' && title.indexOf('page load') !== 0 && title !== 'metadata') {
+      document.getElementById('waiting').hidden = true;
+    }
     var item = document.createElement('li');
     item.className = className;
     var heading = document.createElement('strong');
@@ -133,12 +138,35 @@
       window.location.reload();
     }
     loadedScriptSri = script ? script.sri : loadedScriptSri;
-    document.getElementById('script-tag').textContent = script
-      ? '<script src="/segment-pendo.min.js" integrity="' + script.sri + '" crossorigin="anonymous"></script>'
-      : '';
+    document.getElementById('script-tag').textContent = state.tag || '';
     var error = document.getElementById('build-error');
     error.hidden = !state.buildError;
     error.textContent = state.buildError || '';
+    var missing = document.getElementById('agent-missing');
+    missing.hidden = !state.agentMissing;
+    missing.textContent = state.agentMissing ? 'The Pendo agent is not installed where serve runs: ' +
+      'run npm install @pendo/agent in that folder to see what Pendo receives.' : '';
+  }
+
+  function showConfig(state) {
+    document.getElementById('config-path').textContent = state.config;
+    document.getElementById('config-region').textContent = state.region || '';
+    document.getElementById('config-agent').textContent = state.agentUrl || '';
+    var list = document.getElementById('subscriptions');
+    list.textContent = '';
+    (state.subscriptions || []).forEach(function (item) {
+      var entry = document.createElement('li');
+      entry.className = item.enabled ? 'subscription' : 'subscription off';
+      entry.textContent = (item.enabled ? '' : '(off) ') + item.name + ': ' + item.action + ' when ' + item.when;
+      list.appendChild(entry);
+    });
+    if (state.webhook) {
+      var hook = document.createElement('li');
+      hook.className = 'subscription webhook';
+      hook.textContent = '[webhook] ' + state.webhook.name + ': POST ' + state.webhook.url + ' when ' +
+        state.webhook.when;
+      list.appendChild(hook);
+    }
   }
 
   function poll() {
@@ -146,6 +174,7 @@
       .then(function (response) { return response.json(); })
       .then(function (state) {
         showManifest(state);
+        showConfig(state);
         showDecisions();
         state.log.forEach(function (entry) {
           nextSeq = Math.max(nextSeq, entry.seq + 1);

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/setup.sh --with-chromium
-.venv/bin/ruff check generator tests
-.venv/bin/ruff format --check generator tests
+.venv/bin/ruff check generator tests hatch_build.py
+.venv/bin/ruff format --check generator tests hatch_build.py
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"

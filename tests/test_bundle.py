@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from generator.bundle import bundle_with_esbuild, find_esbuild
+import generator
+from generator import bundle
+from generator.bundle import NO_ESBUILD, PINNED_ESBUILD_VERSION, bundle_with_esbuild, find_esbuild
+from generator.cli import main
 from generator.config_loader import load_config
 from generator.errors import BundleError
 from generator.fallback_bundle import bundle_in_process
@@ -126,3 +129,84 @@ def test_project_binary_comes_before_path(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("ESBUILD_BINARY_PATH", raising=False)
     monkeypatch.setenv("PATH", os.defpath)
     assert find_esbuild() == Path(__file__).resolve().parent.parent / "node_modules" / ".bin" / "esbuild"
+
+
+def fake_binary(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\necho 0.28.2\n")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Lookup as an installed wheel does it, with the packaged binary at the returned path (absent at first)."""
+    monkeypatch.delenv("ESBUILD_BINARY_PATH", raising=False)
+    monkeypatch.setattr(bundle, "INSTALLED", True)
+    packaged = tmp_path / "site-packages" / "generator" / "_bin" / "esbuild"
+    monkeypatch.setattr(bundle, "PACKAGED_ESBUILD", packaged)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    return packaged
+
+
+def test_installed_lookup_order_packaged_then_node_modules_upwards_then_path(
+    installed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    nested = project / "app" / "templates"
+    nested.mkdir(parents=True)
+    monkeypatch.chdir(nested)
+    assert find_esbuild() is None
+    on_path = fake_binary(tmp_path / "bin" / "esbuild")
+    monkeypatch.setenv("PATH", str(on_path.parent))
+    assert find_esbuild() == on_path
+    in_parent = fake_binary(project / "node_modules" / ".bin" / "esbuild")
+    assert find_esbuild() == in_parent
+    nearest = fake_binary(project / "app" / "node_modules" / ".bin" / "esbuild")
+    assert find_esbuild() == nearest
+    assert find_esbuild(start=project) == in_parent
+    packaged = fake_binary(installed)
+    assert find_esbuild() == packaged
+    explicit = fake_binary(tmp_path / "explicit" / "esbuild")
+    monkeypatch.setenv("ESBUILD_BINARY_PATH", str(explicit))
+    assert find_esbuild() == explicit
+
+
+def test_without_any_esbuild_build_says_what_to_do_and_writes_nothing(
+    installed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    assert main(["build", "--config", str(CONFIG), "--out", str(out)]) == 1
+    assert capsys.readouterr().err == f"error: {NO_ESBUILD}\n"
+    assert "npm install --save-exact esbuild@0.28.2" in NO_ESBUILD and "--bundler esbuild-py" in NO_ESBUILD
+    assert not out.exists()
+    with pytest.raises(BundleError, match=r"^no esbuild binary found"):
+        generator.build(CONFIG, out)
+    assert not out.exists()
+    # The fallback only when asked for.
+    assert main(["build", "--config", str(CONFIG), "--out", str(out), "--bundler", "esbuild-py"]) == 0
+    assert "bundled with the esbuild-py fallback" in capsys.readouterr().err
+
+
+def test_another_esbuild_version_is_used_with_a_warning(
+    installed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkout_binary = Path(__file__).resolve().parent.parent / "node_modules" / ".bin" / "esbuild"
+    wrapper = tmp_path / "bin" / "esbuild"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nif [ "$1" = --version ]; then echo 0.99.0; else exec {checkout_binary} "$@"; fi\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", str(wrapper.parent))
+    monkeypatch.chdir(tmp_path)
+    manifest = generator.build(CONFIG, tmp_path / "out")
+    assert manifest["esbuild_version"] == "esbuild 0.99.0"
+    assert manifest["warnings"] == [
+        "bundled with esbuild 0.99.0, not the pinned 0.28.2: the output may differ from the tested one; "
+        "install esbuild@0.28.2 or set ESBUILD_BINARY_PATH to it"
+    ]
+
+
+def test_the_pinned_version_is_package_json_s() -> None:
+    package = json.loads((Path(__file__).parent.parent / "package.json").read_text())
+    assert package["dependencies"]["esbuild"] == PINNED_ESBUILD_VERSION

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
 import stat
 import subprocess
 import sys
@@ -14,7 +17,19 @@ import generator
 from generator.cli import main
 
 CONFIGS = Path(__file__).parent / "configs"
-OUTPUT_FILES = {"segment-pendo.min.js", "segment-pendo.js", "segment-pendo.min.js.map", "manifest.json"}
+STABLE_FILES = {"segment-pendo.min.js", "segment-pendo.js", "segment-pendo.min.js.map", "manifest.json"}
+HASHED = re.compile(r"^segment-pendo\.([0-9a-f]{10})\.min\.js$")
+
+
+def output_names(out: Path) -> set[str]:
+    """The stable names, with the content-hashed script and map named by pattern."""
+    names = {path.name for path in out.iterdir()}
+    hashed = [name for name in names if HASHED.match(name)]
+    assert len(hashed) == 1, names
+    return (names - {hashed[0], hashed[0] + ".map"}) | {"<hashed>.min.js", "<hashed>.min.js.map"}
+
+
+OUTPUT_FILES = STABLE_FILES | {"<hashed>.min.js", "<hashed>.min.js.map"}
 
 
 def write_config(tmp_path: Path, text: str) -> Path:
@@ -28,7 +43,7 @@ def test_build_writes_the_four_files_and_a_manifest_describing_them(
 ) -> None:
     out = tmp_path / "out"
     assert main(["build", "--config", str(CONFIGS / "minimal.toml"), "--out", str(out)]) == 0
-    assert {path.name for path in out.iterdir()} == OUTPUT_FILES
+    assert output_names(out) == OUTPUT_FILES
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["generator_version"] == generator.__version__
     assert manifest["esbuild_version"] == "esbuild 0.28.2"
@@ -37,8 +52,43 @@ def test_build_writes_the_four_files_and_a_manifest_describing_them(
     assert script["bytes"] == (out / "segment-pendo.min.js").stat().st_size
     assert 0 < script["gzip_bytes"] < script["bytes"]
     assert script["sri"].startswith("sha384-")
+    entry = manifest["entry"]
+    assert HASHED.match(entry) and manifest["files"][entry]["sri"].startswith("sha384-")
     printed = capsys.readouterr().out
-    assert f'integrity="{script["sri"]}"' in printed
+    assert f'<script src="/{entry}" integrity="{manifest["files"][entry]["sri"]}" crossorigin="anonymous">' in printed
+
+
+def test_the_hashed_copy_is_named_by_its_code_and_points_at_its_own_map(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    manifest = generator.build(CONFIGS / "minimal.toml", out)
+    entry = manifest["entry"]
+    stable = (out / "segment-pendo.min.js").read_text()
+    hashed = (out / entry).read_text()
+    code, comment = stable.rsplit("//# sourceMappingURL=", 1)
+    assert comment == "segment-pendo.min.js.map\n"
+    assert hashed == f"{code}//# sourceMappingURL={entry}.map\n"
+    assert entry == f"segment-pendo.{hashlib.sha256(code.encode()).hexdigest()[:10]}.min.js"
+    hashed_map = json.loads((out / f"{entry}.map").read_text())
+    assert hashed_map["file"] == entry
+    assert hashed_map["sources"] == json.loads((out / "segment-pendo.min.js.map").read_text())["sources"]
+    # The same config builds the same name; another config, another name, and the old one stays for cached pages.
+    assert generator.build(CONFIGS / "minimal.toml", out)["entry"] == entry
+    other = generator.build(CONFIGS / "eu-cname.toml", out)["entry"]
+    assert other != entry and (out / entry).is_file() and (out / other).is_file()
+
+
+def test_inline_build_writes_a_script_element_and_its_csp_hash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert main(["build", "--config", str(CONFIGS / "minimal.toml"), "--out", str(out), "--inline"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    element = (out / "segment-pendo.inline.html").read_text()
+    code = (out / "segment-pendo.min.js").read_text().rsplit("//# sourceMappingURL=", 1)[0]
+    assert element == f"<script>{code}</script>\n"
+    digest = base64.b64encode(hashlib.sha256(code.encode()).digest()).decode()
+    assert manifest["inline"] == {"file": "segment-pendo.inline.html", "csp_hash": f"'sha256-{digest}'"}
+    assert f"script-src 'sha256-{digest}'" in capsys.readouterr().out
 
 
 def test_bad_config_exits_1_names_every_problem_and_writes_nothing(
@@ -104,7 +154,7 @@ def test_check_validates_without_writing(tmp_path: Path, capsys: pytest.CaptureF
 def test_check_shows_the_webhook_and_warns_of_double_tracking(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = write_config(tmp_path, '[pendo]\napi_key = "k-1"\nregion = "eu"\n[webhook]\n')
+    config = write_config(tmp_path, '[pendo]\napi_key = "k-1"\nregion = "eu"\n[webhook]\ncovers_web_source = true\n')
     assert main(["check", "--config", str(config)]) == 0
     captured = capsys.readouterr()
     assert (
@@ -151,9 +201,18 @@ def test_python_dash_m_generator_runs_the_cli(tmp_path: Path) -> None:
     assert process.returncode == 1
     assert process.stderr.endswith("file not found; check the path passed to --config\n")
     assert "Traceback" not in process.stderr
+    usage = subprocess.run(
+        [sys.executable, "-m", "generator", "build", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+        check=True,
+    )
+    assert usage.stdout.startswith("usage: python -m generator build ")
 
 
 def test_library_build_returns_the_manifest(tmp_path: Path) -> None:
     manifest = generator.build(CONFIGS / "eu-cname.toml", tmp_path / "lib-out")
-    assert set(manifest["files"]) == OUTPUT_FILES - {"manifest.json"}
+    assert output_names(tmp_path / "lib-out") == OUTPUT_FILES
+    assert set(manifest["files"]) == {path.name for path in (tmp_path / "lib-out").iterdir()} - {"manifest.json"}
     assert json.loads((tmp_path / "lib-out" / "manifest.json").read_text()) == manifest

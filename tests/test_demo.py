@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, Route, expect
 
 from generator.demo.server import make_server
-from generator.paths import PROJECT_ROOT
+from generator.paths import PROJECT_ROOT, SITE_DIR
 
 pytestmark = pytest.mark.browser
 SCREENSHOTS = PROJECT_ROOT / "test-results"
@@ -18,12 +18,17 @@ SCREENSHOTS = PROJECT_ROOT / "test-results"
 
 @pytest.fixture(scope="module")
 def demo_url() -> Iterator[str]:
+    site_before = sorted(path.name for path in SITE_DIR.iterdir())
     server = make_server(PROJECT_ROOT / "site_demo" / "demo.toml", port=0)
+    assert server.temporary_dir is not None and (server.temporary_dir / "debug" / "manifest.json").is_file()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
     server.server_close()
+    # Builds went to a temporary folder, removed on close; nothing was written beside the page's files.
+    assert not server.temporary_dir.exists()
+    assert sorted(path.name for path in SITE_DIR.iterdir()) == site_before
 
 
 def test_identify_on_the_demo_page_shows_the_pendo_visitor(page: Page, demo_url: str) -> None:
@@ -40,8 +45,20 @@ def test_identify_on_the_demo_page_shows_the_pendo_visitor(page: Page, demo_url:
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(demo_url)
-    expect(page.locator("#manifest tbody tr")).to_have_count(3)
+    # Stable and content-hashed scripts, their maps, and the readable script.
+    expect(page.locator("#manifest tbody tr")).to_have_count(5)
     expect(page.locator("#script-tag")).to_contain_text('integrity="sha384-')
+    expect(page.locator("#script-tag")).to_contain_text('src="/segment-pendo.')
+    expect(page.locator("#config-path")).to_have_text(str(PROJECT_ROOT / "site_demo" / "demo.toml"))
+    expect(page.locator("#config-region")).to_have_text("io")
+    expect(page.locator("#subscriptions li")).to_have_text(
+        [
+            'Send Track Event: track when type = "track"',
+            'Send Identify Event: identify when type = "identify"',
+            'Send Group Event: group when type = "group"',
+        ]
+    )
+    expect(page.locator("#waiting")).to_be_visible()
 
     page.locator("form[data-call=identify] input[name=id]").fill("demo-visitor-1")
     page.locator("form[data-call=identify] button").click()
@@ -50,9 +67,17 @@ def test_identify_on_the_demo_page_shows_the_pendo_visitor(page: Page, demo_url:
     expect(page.locator(".pendo-track strong").first).to_have_text("track: Report Exported", timeout=15_000)
     expect(page.locator(".pendo-meta pre").first).to_contain_text('"id": "demo-visitor-1"')
     expect(page.locator(".pendo-decision strong", has_text='subscription "Send Track Event" matched')).to_have_count(1)
+    expect(page.locator("#waiting")).to_be_hidden()
 
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "demo.png"), full_page=True)
     assert errors == []
     assert left_the_machine == []
     assert Path(SCREENSHOTS / "demo.png").stat().st_size > 10_000
+
+    # A new page load starts its own log: the previous load's calls are not shown again.
+    page.reload()
+    expect(page.locator("#waiting")).to_be_visible()
+    page.wait_for_timeout(2_000)
+    expect(page.locator(".pendo-track")).to_have_count(0)
+    expect(page.locator("#waiting")).to_be_visible()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +112,9 @@ def test_the_secret_is_written_only_when_asked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "pendo.toml"
-    path.write_text('[pendo]\napi_key = "k-1"\nregion = "eu"\n[webhook]\nsecret_env = "MY_PENDO_SECRET"\n')
+    path.write_text(
+        '[pendo]\napi_key = "k-1"\nregion = "eu"\n[webhook]\nsecret_env = "MY_PENDO_SECRET"\ncovers_web_source = true\n'
+    )
     out = tmp_path / "webhook.json"
     monkeypatch.setenv("MY_PENDO_SECRET", "s3cr3t")
     assert main(["webhook", "--config", str(path), "--out", str(out)]) == 0
@@ -122,6 +125,7 @@ def test_the_secret_is_written_only_when_asked(
     assert "https://app.eu.pendo.io/data/track" in printed and "every web track event reaches Pendo twice" in printed
     assert main(["webhook", "--config", str(path), "--out", str(out), "--include-secret"]) == 0
     assert json.loads(out.read_text())["subscriptions"][0]["mapping"]["headers"]["x-pendo-integration-key"] == "s3cr3t"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
     monkeypatch.delenv("MY_PENDO_SECRET")
     assert main(["webhook", "--config", str(path), "--out", str(tmp_path / "other.json"), "--include-secret"]) == 1
     assert "MY_PENDO_SECRET is not set" in capsys.readouterr().err
@@ -132,13 +136,18 @@ def test_build_warns_when_web_track_events_would_reach_pendo_twice(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     both = tmp_path / "both.toml"
-    both.write_text('[pendo]\napi_key = "k-1"\n[webhook]\n')
+    both.write_text('[pendo]\napi_key = "k-1"\n[webhook]\ncovers_web_source = true\n')
     assert main(["build", "--config", str(both), "--out", str(tmp_path / "out")]) == 0
     assert "each web track event would reach Pendo twice" in capsys.readouterr().err
     separate = tmp_path / "separate.toml"
     separate.write_text('[pendo]\napi_key = "k-1"\n[webhook]\ncovers_web_source = false\n')
     assert main(["build", "--config", str(separate), "--out", str(tmp_path / "out2")]) == 0
     assert "twice" not in capsys.readouterr().err
+    # An empty [webhook] table (every key at its default) connects mobile and server sources only: no warning.
+    empty = tmp_path / "empty.toml"
+    empty.write_text('[pendo]\napi_key = "k-1"\n[webhook]\n')
+    assert main(["build", "--config", str(empty), "--out", str(tmp_path / "out3")]) == 0
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_a_config_without_a_webhook_table_is_told_what_to_add(

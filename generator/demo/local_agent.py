@@ -10,22 +10,42 @@ from __future__ import annotations
 import functools
 import json
 import re
+from pathlib import Path
 
-from generator.paths import NODE_MODULES
+from generator.paths import NODE_MODULES, node_modules_dirs
 
+# The checkout's copy; an installed package looks in node_modules of the current folder and its parents,
+# since the agent's npm package carries no license to redistribute it in the wheel.
 AGENT_PACKAGE = NODE_MODULES / "@pendo" / "agent"
+AGENT_VERSION = "2.291.4"
+MISSING = (
+    f"the Pendo agent is not installed here: run `npm install @pendo/agent@{AGENT_VERSION}` in this folder "
+    "to see what Pendo receives (the page still shows each decision of the script)"
+)
 _EXPORT_LINE = re.compile(r"\nexport \{[^}]*\};\s*$")
+
+
+def find_agent_package() -> Path | None:
+    """@pendo/agent from the checkout, else from node_modules of the current folder or a parent."""
+    for folder in [NODE_MODULES, *node_modules_dirs()]:
+        if (folder / "@pendo" / "agent" / "dist" / "pendo.module.js").is_file():
+            return folder / "@pendo" / "agent"
+    return None
+
+
+def _package() -> Path:
+    return find_agent_package() or AGENT_PACKAGE
 
 
 def servers() -> dict[str, dict[str, str]]:
     """The package's region table: data host, asset host and agent env per region."""
-    loaded: dict[str, dict[str, str]] = json.loads((AGENT_PACKAGE / "dist" / "servers.json").read_text())
+    loaded: dict[str, dict[str, str]] = json.loads((_package() / "dist" / "servers.json").read_text())
     return loaded
 
 
 @functools.cache
 def _agent_module() -> str:
-    path = AGENT_PACKAGE / "dist" / "pendo.module.js"
+    path = _package() / "dist" / "pendo.module.js"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run `npm ci` in the project root")
     text = path.read_text(encoding="utf-8")

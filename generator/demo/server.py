@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,11 +23,12 @@ from generator.config_loader import load_config
 from generator.demo import local_agent
 from generator.demo.beacons import TRANSPARENT_GIF, jzb_payloads
 from generator.errors import GeneratorError
-from generator.paths import NODE_MODULES, PROJECT_ROOT, STATIC_DIR, TEMPLATES_DIR
+from generator.paths import ANALYTICS_NEXT_DIR, SITE_DIR, STATIC_DIR, TEMPLATES_DIR
 from generator.pipeline import build
+from generator.regions import track_events_url
+from generator.tag import script_tag
 
-SITE_DIR = PROJECT_ROOT / "site_demo"
-ANALYTICS_NEXT = NODE_MODULES / "@segment" / "analytics-next" / "dist" / "umd"
+ANALYTICS_NEXT = ANALYTICS_NEXT_DIR
 DEMO_WRITE_KEY = "demo_write_key"
 _SITE_FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -47,6 +50,7 @@ class DemoState:
     debug_build_dir: Path
     origin: str = ""
     manifest: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
     build_error: str | None = None
     log: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -63,6 +67,7 @@ class DemoState:
             try:
                 config = load_config(self.config_path)
                 self.manifest = build(config, self.build_dir)
+                self.facts = _config_facts(config)
                 # The page runs a debug build of the same config, so it can show each decision.
                 debug_config = config.model_copy(update={"build": config.build.model_copy(update={"debug": True})})
                 build(debug_config, self.debug_build_dir)
@@ -73,23 +78,70 @@ class DemoState:
     def record(self, source: str, entry: dict[str, Any]) -> None:
         """Append one received request to the log the page polls."""
         with self.lock:
-            self.log.append({"seq": len(self.log), "source": source, **entry})
+            self.log.append({"seq": self.next_seq, "source": source, **entry})
             del self.log[: max(0, len(self.log) - MAX_LOG_ENTRIES)]
 
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next log entry gets: a page load shows only entries from here on."""
+        return self.log[-1]["seq"] + 1 if self.log else 0
 
-def make_server(config_path: Path, *, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
-    """A demo server bound to host:port (port 0 picks a free one); call serve_forever() on it."""
-    state = DemoState(
-        config_path=config_path,
-        build_dir=SITE_DIR / "build" / "production",
-        debug_build_dir=SITE_DIR / "build" / "debug",
-    )
-    state.rebuild_if_changed()
-    if state.build_error:
-        raise GeneratorError(state.build_error)
-    server = ThreadingHTTPServer((host, port), _handler_for(state))
+
+class DemoServer(ThreadingHTTPServer):
+    """The demo's HTTP server; removes its temporary build folder when closed."""
+
+    temporary_dir: Path | None = None
+
+    def server_close(self) -> None:
+        """Close the socket, then remove the builds if they were in a temporary folder."""
+        super().server_close()
+        if self.temporary_dir is not None:
+            shutil.rmtree(self.temporary_dir, ignore_errors=True)
+
+
+def make_server(
+    config_path: Path, *, host: str = "127.0.0.1", port: int = 8000, build_dir: Path | None = None
+) -> DemoServer:
+    """A demo server bound to host:port (port 0 picks a free one); call serve_forever() on it.
+
+    Builds go to build_dir, or to a temporary folder removed by server_close(); never into the package.
+    """
+    temporary = None if build_dir is not None else Path(tempfile.mkdtemp(prefix="segment-pendo-demo-"))
+    root = build_dir or temporary
+    assert root is not None
+    state = DemoState(config_path=config_path, build_dir=root / "production", debug_build_dir=root / "debug")
+    try:
+        state.rebuild_if_changed()
+        if state.build_error:
+            raise GeneratorError(state.build_error)
+        server = DemoServer((host, port), _handler_for(state))
+    except BaseException:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    server.temporary_dir = temporary
     state.origin = f"http://{host}:{server.server_address[1]}"
     return server
+
+
+def _config_facts(config: Any) -> dict[str, Any]:
+    """What the page says about the config it serves: region, agent URL and the subscriptions in force."""
+    facts: dict[str, Any] = {
+        "region": config.pendo.region,
+        "agentUrl": config.pendo.agent_url,
+        "subscriptions": [
+            {"name": item.label, "action": item.action, "when": item.fql, "enabled": item.enabled}
+            for item in config.subscriptions
+        ],
+        "webhook": None,
+    }
+    if config.webhook is not None:
+        facts["webhook"] = {
+            "name": config.webhook.name,
+            "when": config.webhook.subscribe,
+            "url": track_events_url(config.pendo.region),
+        }
+    return facts
 
 
 def _handler_for(state: DemoState) -> type[BaseHTTPRequestHandler]:
@@ -131,16 +183,22 @@ def _handler_for(state: DemoState) -> type[BaseHTTPRequestHandler]:
                 self._send(404, b"not found", "text/plain")
 
         def _site_file(self, path: str) -> None:
+            body = (SITE_DIR / _SITE_FILES[path][0]).read_bytes()
             if path == "/":
                 state.rebuild_if_changed()
-            name, content_type = _SITE_FILES[path]
-            self._send(200, (SITE_DIR / name).read_bytes(), content_type)
+                # This page load's log starts here: what earlier loads (or reloads) received is not shown.
+                body = body.replace(b'data-log-start="0"', f'data-log-start="{state.next_seq}"'.encode())
+            self._send(200, body, _SITE_FILES[path][1])
 
         def _demo_state(self, since: int) -> None:
             with state.lock:
+                manifest = state.manifest
                 payload = {
                     "config": str(state.config_path),
-                    "manifest": state.manifest,
+                    **state.facts,
+                    "manifest": manifest,
+                    "tag": script_tag(manifest) if manifest else "",
+                    "agentMissing": local_agent.find_agent_package() is None,
                     "buildError": state.build_error,
                     "writeKey": DEMO_WRITE_KEY,
                     "log": [entry for entry in state.log if entry["seq"] >= since],
@@ -149,9 +207,13 @@ def _handler_for(state: DemoState) -> type[BaseHTTPRequestHandler]:
 
         def _agent(self, api_key: str) -> None:
             # The page names the key "current": the one in the config being served.
+            config = load_config(state.config_path)
             if api_key == "current":
-                api_key = load_config(state.config_path).pendo.api_key
-            script = local_agent.agent_script(api_key, "io", state.origin)
+                api_key = config.pendo.api_key
+            if local_agent.find_agent_package() is None:
+                self._send(404, local_agent.MISSING.encode(), "text/plain")
+                return
+            script = local_agent.agent_script(api_key, config.pendo.region, state.origin)
             self._send(200, script.encode(), "application/javascript")
 
         def _pendo_data(self, endpoint: str, body: str | None) -> None:

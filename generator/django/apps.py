@@ -1,0 +1,13 @@
+"""The Django app that provides the `segment_pendo` template tag library."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class SegmentPendoConfig(AppConfig):  # type: ignore[misc]
+    """Named after the package; labelled segment_pendo so it clashes with no other app."""
+
+    name = "generator.django"
+    label = "segment_pendo"
+    verbose_name = "segment-pendo"

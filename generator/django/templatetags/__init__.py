@@ -1,0 +1,1 @@
+"""Template tag libraries: `segment_pendo`."""
