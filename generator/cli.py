@@ -1,6 +1,6 @@
-"""Command line: `python -m generator build|check|import-segment|bench|webhook|relay|serve`.
+"""Command line: `python -m generator build|check|import-segment|bench|bench-relay|webhook|relay|serve`.
 
-Exit 0 ok, 1 bad input, 2 usage error.
+Exit 0 ok, 1 bad input, 2 usage error, 3 the relay's storage is unusable.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(arguments.run(arguments))
     except GeneratorError as error:
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return int(getattr(error, "exit_code", EXIT_BAD_INPUT))
 
 
 def _make_parser() -> argparse.ArgumentParser:
@@ -146,7 +146,24 @@ def _make_parser() -> argparse.ArgumentParser:
     relay.add_argument("--db", type=Path, default=Path("relay.sqlite3"), help="the outbox file (default relay.sqlite3)")
     relay.add_argument("--pendo-url", help="override the Track Events API URL (default: the config's region)")
     relay.add_argument("--concurrency", type=_positive, default=4, help="requests to Pendo at once (default 4)")
+    relay.add_argument(
+        "--private-details", action="store_true", help="/metrics and /healthz details need the shared secret too"
+    )
+    relay.add_argument("--prune-every", type=_positive, default=600, help="seconds between prunes (default 600)")
     relay.set_defaults(run=_run_relay)
+
+    bench_relay = commands.add_parser(
+        "bench-relay",
+        help="measure the relay's intake and delivery throughput",
+        description="Run a relay against a fast local fake of Pendo and print events/s; writes JSON.",
+    )
+    bench_relay.add_argument(
+        "--json", type=Path, default=Path("bench-results/bench-relay.json"), help="where to write JSON"
+    )
+    bench_relay.add_argument(
+        "--backlog", type=_positive, default=1_000_000, help="largest waiting backlog to deliver (default 1,000,000)"
+    )
+    bench_relay.set_defaults(run=_run_bench_relay)
 
     serve = commands.add_parser(
         "serve",
@@ -228,35 +245,24 @@ def _run_webhook(arguments: argparse.Namespace) -> int:
 
 
 def _run_relay(arguments: argparse.Namespace) -> int:
-    import os  # noqa: PLC0415
+    from generator.relay.main import run_relay  # noqa: PLC0415
 
-    import uvicorn  # noqa: PLC0415
-
-    from generator.config_loader import load_config  # noqa: PLC0415
-    from generator.regions import track_events_url  # noqa: PLC0415
-    from generator.relay.app import RelaySettings, create_app  # noqa: PLC0415
-    from generator.relay.delivery import DeliverySettings  # noqa: PLC0415
-    from generator.relay.outbox import SqliteOutbox  # noqa: PLC0415
-
-    config = load_config(arguments.config)
-    missing = [name for name in ("PENDO_TRACK_EVENT_SECRET", "RELAY_SHARED_SECRET") if not os.environ.get(name)]
-    if missing:
-        raise GeneratorError(f"set {' and '.join(missing)} in the environment; the relay will not run without them")
-    delivery = DeliverySettings(
-        url=arguments.pendo_url or track_events_url(config.pendo.region),
-        secret=os.environ["PENDO_TRACK_EVENT_SECRET"],
-        concurrency=arguments.concurrency,
+    return run_relay(
+        arguments.config,
+        arguments.host,
+        arguments.port,
+        arguments.db,
+        arguments.pendo_url,
+        arguments.concurrency,
+        private_details=arguments.private_details,
+        prune_every_seconds=arguments.prune_every,
     )
-    settings = RelaySettings(
-        os.environ["RELAY_SHARED_SECRET"],
-        delivery,
-        visitor_rule=config.on_load.visitor_id,
-        subscribe=config.webhook.subscribe if config.webhook else RelaySettings.subscribe,
-    )
-    app = create_app(SqliteOutbox(arguments.db), settings)
-    print(f"relay on http://{arguments.host}:{arguments.port}/ → {delivery.url} (outbox {arguments.db})", flush=True)
-    uvicorn.run(app, host=arguments.host, port=arguments.port, log_level="warning")
-    return EXIT_OK
+
+
+def _run_bench_relay(arguments: argparse.Namespace) -> int:
+    from generator.bench_relay import run  # noqa: PLC0415
+
+    return run(arguments.json, backlog=arguments.backlog)
 
 
 def _run_serve(arguments: argparse.Namespace) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import gzip
 import hashlib
@@ -13,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -24,10 +22,11 @@ from typing import Any
 
 import pytest
 
+from generator.errors import StorageError
 from generator.paths import PROJECT_ROOT
+from generator.relay.app import DAY_MS
 from generator.relay.convert import RejectedEvent, track_body
-from generator.relay.delivery import DAY_MS, Deliverer, DeliverySettings
-from generator.relay.outbox import SqliteOutbox
+from generator.relay.outbox import DeadLetter, Delivered, NewEvent, RetryLater, SqliteOutbox
 from tests.support.fake_pendo_track import FakePendoTrack, fake_pendo_track
 from tests.support.node_script import run_node_script
 
@@ -74,7 +73,7 @@ class Relay:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for(lambda: self.get("/healthz")[0] == 200, "relay to start")
+        wait_for(lambda: self.get("/healthz")[0] in (200, 503), "relay to start")
         return self
 
     def kill(self) -> None:
@@ -203,13 +202,15 @@ def test_a_setup_problem_holds_events_and_shows_in_healthz_instead_of_dead_lette
     for index in range(3):
         relay.post("/v1/track", track(index))
     wait_for(lambda: relay.get("/healthz")[1]["status"] == "degraded", "the problem to show")
-    health = relay.get("/healthz")[1]
-    assert health["problem"].startswith(f"HTTP {status} from {pendo.url}: ")
+    answered, health = relay.get("/healthz")
+    assert answered == 503
+    assert health["problems"]["destination track"].startswith(f"HTTP {status} from {pendo.url}: ")
     assert health["pending"] == 3
     assert relay.metrics()["dead_lettered"] == 0
     pendo.mode = "ok"
     wait_for(lambda: len(pendo.received) == 3, "delivery once the setting is fixed", timeout=30)
-    wait_for(lambda: relay.get("/healthz")[1] == {"status": "ok", "pending": 0}, "healthz to recover")
+    healthy = (200, {"status": "ok", "pending": 0, "problems": {}, "paused": {}})
+    wait_for(lambda: relay.get("/healthz") == healthy, "healthz to recover")
 
 
 def test_rejected_events_go_to_the_dead_letters_with_the_reason(relay: Relay, pendo: FakePendoTrack) -> None:
@@ -356,47 +357,68 @@ def test_anonymous_visitors_use_pendos_prefix_and_group_falls_back_to_properties
 def test_the_outbox_keeps_only_what_it_still_needs(tmp_path: Path) -> None:
     outbox = SqliteOutbox(tmp_path / "outbox.sqlite3")
     old, recent = RECENT_MS - 9 * DAY_MS, RECENT_MS
-    for name, timestamp in [("old-delivered", old), ("old-pending", old), ("old-dead", old), ("new", recent)]:
-        assert outbox.add(name, {"event": name, "timestamp": timestamp})
-    outbox.delivered("old-delivered")
-    outbox.delivered("new")
-    outbox.dead_letter("old-dead", 400, "no")
+    names = [("old-delivered", old), ("old-pending", old), ("old-dead", old), ("new", recent)]
+    assert (
+        outbox.add_many([NewEvent(name, "track", json.dumps({"event": name}), time) for name, time in names])
+        == [True] * 4
+    )
+    claimed = {item.message_id for item in outbox.claim("track", 10, 60)}
+    assert claimed == {name for name, _ in names}
+    assert outbox.claim("track", 10, 60) == [], "leased events are nobody else's"
+    outbox.settle([Delivered("old-delivered"), Delivered("new"), DeadLetter("old-dead", 400, "no")])
+    outbox.settle([RetryLater("old-pending", 0, "HTTP 500")])
     bodies = dict(outbox._db.execute("SELECT message_id, body FROM outbox").fetchall())
     assert bodies["old-delivered"] == bodies["new"] == bodies["old-dead"] == ""
-    assert outbox.prune(RECENT_MS - 8 * DAY_MS) == 2
+    assert outbox.prune(RECENT_MS - 8 * DAY_MS, 1) == 1
+    assert outbox.prune(RECENT_MS - 8 * DAY_MS, 100) == 1
     remaining = {row[0] for row in outbox._db.execute("SELECT message_id FROM outbox")}
     assert remaining == {"old-pending", "new"}
-    assert not outbox.add("new", {"event": "new", "timestamp": recent}), "a remembered messageId is a duplicate"
-    assert outbox.dead_letters() == [{"messageId": "old-dead", "status": 400, "reason": "no"}]
+    assert outbox.add_many([NewEvent("new", "track", "{}", recent)]) == [False], "a remembered messageId is a duplicate"
+    assert outbox.dead_letters(10) == [{"messageId": "old-dead", "status": 400, "reason": "no"}]
+    assert outbox.stats() == {
+        "received": 4,
+        "duplicates": 1,
+        "delivered": 2,
+        "retried": 1,
+        "dead_lettered": 1,
+        "pending": 1,
+    }
+    assert [item.attempts for item in outbox.claim("track", 10, 60)] == [1]
     outbox.close()
+
+
+def test_leases_of_a_dead_process_are_due_again_at_once_and_a_second_relay_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    outbox = SqliteOutbox(path)
+    outbox.add_many([NewEvent("m", "track", "{}", RECENT_MS)])
+    assert len(outbox.claim("track", 10, 3600)) == 1
+    with pytest.raises(StorageError, match="another relay is using it"):
+        SqliteOutbox(path)
+    outbox.close()
+    reopened = SqliteOutbox(path)
+    assert [item.message_id for item in reopened.claim("track", 10, 60)] == ["m"]
+    reopened.close()
 
 
 def test_an_event_that_aged_past_seven_days_is_dead_lettered_not_sent(tmp_path: Path, pendo: FakePendoTrack) -> None:
     outbox = SqliteOutbox(tmp_path / "outbox.sqlite3")
-    outbox.add("aged", {"type": "track", "event": "Aged", "timestamp": RECENT_MS - 8 * DAY_MS})
-    outbox.add("fresh", {"type": "track", "event": "Fresh", "timestamp": RECENT_MS})
-
-    async def deliver_until_settled() -> None:
-        stop = asyncio.Event()
-        task = asyncio.create_task(Deliverer(outbox, DeliverySettings(url=pendo.url, secret="s")).run(stop))
-        for _ in range(200):
-            if outbox.stats()["pending"] == 0:
-                break
-            await asyncio.sleep(0.05)
-        stop.set()
-        await task
-
-    # A thread of its own: Playwright's sync API may already run an event loop in this one.
-    worker = threading.Thread(target=lambda: asyncio.run(deliver_until_settled()))
-    worker.start()
-    worker.join(timeout=30)
-    assert pendo.names() == ["Fresh"]
-    assert outbox.dead_letters() == [
-        {
-            "messageId": "aged",
-            "status": 0,
-            "reason": "not delivered within 7 days: the timestamp is more than 7 days old; "
-            "Pendo does not process older track events",
-        }
-    ]
+    aged = json.dumps({"type": "track", "event": "Aged", "timestamp": RECENT_MS - 8 * DAY_MS})
+    fresh = json.dumps({"type": "track", "event": "Fresh", "timestamp": RECENT_MS})
+    outbox.add_many(
+        [NewEvent("aged", "track", aged, RECENT_MS - 8 * DAY_MS), NewEvent("fresh", "track", fresh, RECENT_MS)]
+    )
     outbox.close()
+    relay = Relay(tmp_path, pendo.url).start()
+    try:
+        wait_for(lambda: relay.metrics()["pending"] == 0, "both settled")
+        assert pendo.names() == ["Fresh"]
+        assert relay.metrics()["dead_letters"] == [
+            {
+                "messageId": "aged",
+                "status": 0,
+                "reason": "not delivered within 7 days: the timestamp is more than 7 days old; "
+                "Pendo does not process older track events",
+            }
+        ]
+    finally:
+        relay.stop()
