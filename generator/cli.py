@@ -150,6 +150,12 @@ def _make_parser() -> argparse.ArgumentParser:
         "--private-details", action="store_true", help="/metrics and /healthz details need the shared secret too"
     )
     relay.add_argument("--prune-every", type=_positive, default=600, help="seconds between prunes (default 600)")
+    relay.add_argument(
+        "--client-timeout",
+        type=_positive,
+        default=10,
+        help="seconds a sender gets for its headers, twice that for its body (default 10)",
+    )
     relay.set_defaults(run=_run_relay)
 
     bench_relay = commands.add_parser(
@@ -256,6 +262,7 @@ def _run_relay(arguments: argparse.Namespace) -> int:
         arguments.concurrency,
         private_details=arguments.private_details,
         prune_every_seconds=arguments.prune_every,
+        client_timeout_seconds=arguments.client_timeout,
     )
 
 

@@ -2,147 +2,22 @@
 
 from __future__ import annotations
 
-import base64
 import gzip
-import hashlib
-import hmac
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from generator.errors import StorageError
-from generator.paths import PROJECT_ROOT
 from generator.relay.app import DAY_MS
 from generator.relay.convert import RejectedEvent, track_body
 from generator.relay.outbox import DeadLetter, Delivered, NewEvent, RetryLater, SqliteOutbox
 from tests.support.fake_pendo_track import FakePendoTrack, fake_pendo_track
 from tests.support.node_script import run_node_script
-
-SHARED_SECRET = "relay-shared-secret"
-PENDO_SECRET = "pendo-track-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class Relay:
-    """A `python -m generator relay` process."""
-
-    def __init__(self, workdir: Path, pendo_url: str, config: str = '[pendo]\napi_key = "k-1"\n') -> None:
-        self.workdir = workdir
-        self.pendo_url = pendo_url
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        (workdir / "pendo.toml").write_text(config)
-
-    def start(self) -> Relay:
-        env = {**os.environ, "PENDO_TRACK_EVENT_SECRET": PENDO_SECRET, "RELAY_SHARED_SECRET": SHARED_SECRET}
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "generator",
-                "relay",
-                "--config",
-                str(self.workdir / "pendo.toml"),
-                "--port",
-                str(self.port),
-                "--db",
-                str(self.workdir / "outbox.sqlite3"),
-                "--pendo-url",
-                self.pendo_url,
-            ],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for(lambda: self.get("/healthz")[0] in (200, 503), "relay to start")
-        return self
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-    def post(
-        self, path: str, document: Any, *, secret: str = SHARED_SECRET, sign: bool = False, encoding: str | None = None
-    ) -> tuple[int, Any]:
-        body = document if isinstance(document, bytes) else json.dumps(document).encode()
-        headers = {"Content-Type": "application/json"}
-        if encoding:
-            headers["Content-Encoding"] = encoding
-        if sign:
-            headers["X-Signature"] = hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
-        else:
-            headers["Authorization"] = "Basic " + base64.b64encode(f"{secret}:".encode()).decode()
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=body, headers=headers)
-        return self._send(request)
-
-    def get(self, path: str) -> tuple[int, Any]:
-        return self._send(urllib.request.Request(f"http://127.0.0.1:{self.port}{path}"))
-
-    def _send(self, request: urllib.request.Request) -> tuple[int, Any]:
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
-        except OSError:
-            return 0, None
-
-    def metrics(self) -> dict[str, Any]:
-        status, document = self.get("/metrics")
-        assert status == 200
-        result: dict[str, Any] = document
-        return result
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-# An hour ago, with milliseconds: Pendo refuses events more than 7 days old, so test events are recent.
-RECENT_MS = (int(time.time()) - 3600) * 1000 + 250
-RECENT = datetime.fromtimestamp(RECENT_MS / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def track(index: int, **extra: Any) -> dict[str, Any]:
-    return {
-        "type": "track",
-        "event": f"Server Event {index}",
-        "messageId": f"msg-{index}",
-        "userId": f"user-{index % 3}",
-        "timestamp": RECENT,
-        "properties": {"i": index},
-        "context": {"groupId": "acct-1", "ip": "203.0.113.9", "page": {"url": "https://x.example/p", "title": "P"}},
-        **extra,
-    }
+from tests.support.relay_process import PENDO_SECRET, RECENT, RECENT_MS, SHARED_SECRET, Relay, track, wait_for
 
 
 @pytest.fixture

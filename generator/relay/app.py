@@ -50,6 +50,8 @@ class RelaySettings:
     # When set, /metrics and the details of /healthz need the shared secret too.
     private_details: bool = False
     prune_every_seconds: float = 600.0
+    # A sender gets this long to send its headers (enforced by the server) and twice as long for its body.
+    client_timeout_seconds: float = 10.0
 
 
 def create_app(outbox: Outbox, settings: RelaySettings) -> Starlette:
@@ -85,7 +87,8 @@ class _Relay:
         if problem is not None:
             return _error(401, problem, {"WWW-Authenticate": 'Basic realm="relay"'})
         try:
-            body = await read_body(request.stream(), request.headers.get("content-length"))
+            deadline = 2 * self.settings.client_timeout_seconds
+            body = await read_body(request.stream(), request.headers.get("content-length"), deadline)
             if not signature_matches(request.headers, body, secret):
                 return _error(401, NO_CREDENTIALS)
             plain = decoded(body, request.headers.get("content-encoding", ""))

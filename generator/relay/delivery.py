@@ -173,6 +173,10 @@ class Deliverer:
                 if pause > 0:
                     await self._wait(state, stop, pause)
                     continue
+                if self.committer.failure is not None and self.committer.unsettled:
+                    # Outcomes cannot be recorded: sending more would only widen what a crash sends twice.
+                    await self._wait(state, stop, self.settings.poll_seconds)
+                    continue
                 if len(waiting) < state.capacity:
                     try:
                         want = max(self.settings.claim_batch, state.capacity) - len(waiting)

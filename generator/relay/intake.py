@@ -50,14 +50,16 @@ class Converted:
     rejected: list[dict[str, Any]] = field(default_factory=list)
 
 
-async def read_body(chunks: AsyncIterator[bytes], declared_length: str | None) -> bytes:
-    """The body, within MAX_BODY_BYTES and BODY_SECONDS; Refused (413, 408) otherwise."""
+async def read_body(
+    chunks: AsyncIterator[bytes], declared_length: str | None, deadline_seconds: float = BODY_SECONDS
+) -> bytes:
+    """The body, within MAX_BODY_BYTES and deadline_seconds; Refused (413, 408) otherwise."""
     if declared_length is not None and declared_length.isdigit() and int(declared_length) > MAX_DRAINED_BYTES:
         raise Refused(413, f"body over {MAX_BODY_BYTES} bytes")
     parts: list[bytes] = []
     received = 0
     try:
-        async with asyncio.timeout(BODY_SECONDS):
+        async with asyncio.timeout(deadline_seconds):
             # An oversized body is still read (up to a bound) and dropped: answering while the sender is still
             # writing would close the connection under it, and it would see a reset instead of the 413.
             async for chunk in chunks:
@@ -67,7 +69,7 @@ async def read_body(chunks: AsyncIterator[bytes], declared_length: str | None) -
                 elif received > MAX_DRAINED_BYTES:
                     break
     except TimeoutError:
-        raise Refused(408, f"the body did not arrive within {BODY_SECONDS:g}s") from None
+        raise Refused(408, f"the body did not arrive within {deadline_seconds:g}s") from None
     if received > MAX_BODY_BYTES:
         raise Refused(413, f"body over {MAX_BODY_BYTES} bytes")
     return b"".join(parts)

@@ -25,6 +25,7 @@ def run_relay(  # noqa: PLR0917  (the command's options, one to one)
     *,
     private_details: bool = False,
     prune_every_seconds: float = 600.0,
+    client_timeout_seconds: float = 10.0,
 ) -> int:
     """Serve until interrupted; GeneratorError (StorageError for the outbox) when it cannot start."""
     config = load_config(config_path)
@@ -41,9 +42,10 @@ def run_relay(  # noqa: PLR0917  (the command's options, one to one)
         subscribe=config.webhook.subscribe if config.webhook else RelaySettings.subscribe,
         private_details=private_details,
         prune_every_seconds=prune_every_seconds,
+        client_timeout_seconds=client_timeout_seconds,
     )
     outbox = SqliteOutbox(db)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(f"relay on http://{host}:{port}/ → {destination.url} (outbox {db})", flush=True)
-    serve(create_app(outbox, settings), host, port)
+    serve(create_app(outbox, settings), host, port, header_seconds=client_timeout_seconds)
     return 0

@@ -31,6 +31,7 @@ from generator.errors import StorageError
 COUNTERS = ("received", "duplicates", "delivered", "retried", "dead_lettered", "pending")
 # Below this much free space the relay would refuse events soon after starting; better to say so at once.
 MIN_FREE_BYTES = 1024 * 1024
+MOVE_ASIDE = "move it aside (and recover what it holds) to start with an empty outbox"
 
 
 @dataclass(frozen=True)
@@ -117,16 +118,23 @@ class Outbox(Protocol):
 def storage_error(error: BaseException, where: Path) -> StorageError:
     """A one-line StorageError for what SQLite (or the OS) said."""
     name = getattr(error, "sqlite_errorname", "")
-    if name == "SQLITE_FULL" or getattr(error, "errno", None) == 28:
+    said = " ".join(str(error).split())
+    if (
+        name == "SQLITE_FULL"
+        or getattr(error, "errno", None) == 28
+        or (name.startswith("SQLITE_IOERR") and _full(where))
+    ):
         reason = "the disk is full"
     elif name.startswith("SQLITE_READONLY") or getattr(error, "errno", None) in {13, 30}:  # EACCES, EROFS
         reason = "it is read-only (check the file's and the folder's permissions)"
-    elif name.startswith("SQLITE_CORRUPT") or name == "SQLITE_NOTADB":
-        reason = f"it is not a usable SQLite database ({error}); move it aside to start with an empty outbox"
+    elif name.startswith("SQLITE_CORRUPT"):
+        reason = f"the database is damaged ({said}); {MOVE_ASIDE}"
+    elif name == "SQLITE_NOTADB":
+        reason = f"it is not a SQLite database ({said}); {MOVE_ASIDE}"
     elif name.startswith("SQLITE_CANTOPEN"):
         reason = "it cannot be opened (is the folder there, and writable?)"
     else:
-        reason = f"{error}"
+        reason = said
     return StorageError(f"outbox {where}: {reason}")
 
 
@@ -161,6 +169,19 @@ CREATE INDEX IF NOT EXISTS dead_letters_recent ON dead_letters (failed_at);
 """
 
 
+def _full(path: Path) -> bool:
+    """Whether the file system that holds path is (all but) full; SQLite only says "disk I/O error" for some."""
+    try:
+        free = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return free.f_bavail * free.f_frsize < MIN_FREE_BYTES
+
+
+def _lenient_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
 def _retry(outcome: Outcome) -> TypeGuard[RetryLater]:
     return isinstance(outcome, RetryLater)
 
@@ -184,6 +205,8 @@ class SqliteOutbox:
         self.path = path
         if path.is_dir():
             raise StorageError(f"outbox {path}: it is a folder; --db takes the path of a file")
+        if _full(path):
+            raise StorageError(f"outbox {path}: the disk is full")
         try:
             self._lock_file = self._take_ownership(path)
             self._db = self._connect(path)
@@ -207,6 +230,9 @@ class SqliteOutbox:
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # Text that is not UTF-8 (a damaged or hand-edited row) must not make every read fail: it is kept
+        # as is, and the deliverer dead-letters the one event whose body cannot be sent.
+        db.text_factory = _lenient_text
         db.execute("PRAGMA busy_timeout = 5000")
         return db
 
@@ -218,10 +244,8 @@ class SqliteOutbox:
         # A file damaged after its first pages opens fine and fails later, everywhere; find out now.
         problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
         if problems != ["ok"]:
-            raise StorageError(f"outbox {self.path}: the database is damaged ({'; '.join(problems)[:200]})")
-        free = os.statvfs(self.path.parent if self.path.parent.exists() else ".")
-        if free.f_bavail * free.f_frsize < MIN_FREE_BYTES:
-            raise StorageError(f"outbox {self.path}: the disk is full")
+            found = " ".join("; ".join(problems).split())[:200]  # one line, whatever SQLite's layout
+            raise StorageError(f"outbox {self.path}: the database is damaged ({found}); {MOVE_ASIDE}")
         db.execute("BEGIN IMMEDIATE")
         try:
             _execute_all(db, SCHEMA)

@@ -20,6 +20,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, closing connections whose headers do not arrive within HEADER_SECONDS."""
 
     _header_deadline: asyncio.TimerHandle | None = None
+    header_seconds = HEADER_SECONDS
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Start the clock for the first request's headers."""
@@ -44,7 +45,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def _arm_header_deadline(self) -> None:
         self._disarm_header_deadline()
-        self._header_deadline = self.loop.call_later(HEADER_SECONDS, self._headers_too_slow)
+        self._header_deadline = self.loop.call_later(self.header_seconds, self._headers_too_slow)
 
     def _disarm_header_deadline(self) -> None:
         if self._header_deadline is not None:
@@ -57,13 +58,14 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def serve(app: Any, host: str, port: int) -> None:
+def serve(app: Any, host: str, port: int, header_seconds: float = HEADER_SECONDS) -> None:
     """Serve until interrupted."""
+    protocol = type("Protocol", (HeaderDeadlineProtocol,), {"header_seconds": header_seconds})
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
-        http=HeaderDeadlineProtocol,
+        http=protocol,
         loop="auto",
         log_level="warning",
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
