@@ -62,6 +62,7 @@ def test_an_outage_then_recovery_delivers_the_backlog(relay: Relay, pendo: FakeP
     for index in range(8):
         relay.post("/v1/track", track(index))
     wait_for(lambda: pendo.refused >= 8, "refusals")
+    wait_for(lambda: relay.get("/healthz")[0] == 503, "Pendo's outage to show in /healthz")
     pendo.mode = "ok"
     wait_for(lambda: len(pendo.received) == 8, "the backlog", timeout=30)
     time.sleep(0.5)

@@ -123,22 +123,39 @@ class _Relay:
         health = self.health
         document: dict[str, Any] = {"status": "ok" if health.ok else "degraded"}
         if self._may_see_details(request):
-            stats = await self.committer.read(self.outbox.stats)
+            try:
+                pending: int | None = (await self.committer.read(self.outbox.stats))["pending"]
+            except StorageError as error:
+                health.report("storage", f"outbox reads fail: {error}")
+                pending = None
             problems = health.problems()
-            document |= {"pending": stats["pending"], "problems": problems, "paused": self.deliverer.paused()}
+            document |= {"pending": pending, "problems": problems, "paused": self.deliverer.paused()}
+        document["status"] = "ok" if health.ok else "degraded"
         return JSONResponse(document, status_code=200 if health.ok else 503)
 
     async def metrics(self, request: Request) -> Response:
         if not self._may_see_details(request):
             return _error(401, NO_CREDENTIALS, {"WWW-Authenticate": 'Basic realm="relay"'})
-        stats = await self.committer.read(self.outbox.stats)
+        try:
+            stats = await self.committer.read(self.outbox.stats)
+            dead_letters = await self.committer.read(partial(self.outbox.dead_letters, RECENT_DEAD_LETTERS))
+        except StorageError as error:
+            return _error(503, f"the relay cannot read its outbox now: {error}")
         windows = {state.destination.name: state.window for state in self.deliverer.states}
         problems = self.health.problems()
         if _wants_prometheus(request):
             text = prometheus_text(stats, problems, windows, self.deliverer.paused())
             return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
-        dead_letters = await self.committer.read(lambda: self.outbox.dead_letters(RECENT_DEAD_LETTERS))
-        return JSONResponse({**stats, "problems": problems, "concurrency": windows, "dead_letters": dead_letters})
+        group_commit = {"commits": self.committer.intake_commits, "events": self.committer.intake_events}
+        return JSONResponse(
+            {
+                **stats,
+                "problems": problems,
+                "concurrency": windows,
+                "group_commit": group_commit,
+                "dead_letters": dead_letters,
+            }
+        )
 
     async def _prune_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
