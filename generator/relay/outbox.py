@@ -234,6 +234,8 @@ class SqliteOutbox:
         # as is, and the deliverer dead-letters the one event whose body cannot be sent.
         db.text_factory = _lenient_text
         db.execute("PRAGMA busy_timeout = 5000")
+        # 32 MB of page cache: the due index and the rows being claimed stay in memory with a million waiting.
+        db.execute("PRAGMA cache_size = -32000")
         return db
 
     def _prepare(self) -> None:
