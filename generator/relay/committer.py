@@ -126,7 +126,7 @@ class Committer:
                 await self._failed(error, stop)
             except BaseException as error:
                 # Whatever broke the committer, nobody may wait forever for an answer it will not give.
-                crash = StorageError(f"the outbox writer failed ({type(error).__name__}: {error}); try again")
+                crash = _as_storage_error(error)
                 _fail(self._queue.adds, crash)
                 _fail(self._queue.claims, crash)
                 self._queue.adds, self._queue.claims = [], []
@@ -153,8 +153,8 @@ class Committer:
             adds = _take_adds(queue)
             try:
                 stored = await self.write(lambda: self.outbox.add_many([e for add in adds for e in add.events]))
-            except StorageError as error:
-                _fail(adds, error)
+            except BaseException as error:
+                _fail(adds, _as_storage_error(error))
                 raise
             self.intake_commits += 1
             self.intake_events += len(stored)
@@ -169,8 +169,8 @@ class Committer:
                     leased = await self.write(
                         lambda c=claim: self.outbox.claim(c.destination, c.limit, c.lease_seconds)  # type: ignore[misc]
                     )
-                except StorageError as error:
-                    _fail(claims[position:], error)
+                except BaseException as error:
+                    _fail(claims[position:], _as_storage_error(error))
                     raise
                 _answer(claim.answer, leased)
 
@@ -218,6 +218,12 @@ def _take_adds(queue: _Queue) -> list[_Add]:
         taken.append(add)
         count += len(add.events)
     return taken
+
+
+def _as_storage_error(error: BaseException) -> StorageError:
+    if isinstance(error, StorageError):
+        return error
+    return StorageError(f"the outbox writer failed ({type(error).__name__}: {error}); try again")
 
 
 def _answer(future: asyncio.Future[Any], value: Any) -> None:

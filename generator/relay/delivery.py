@@ -169,6 +169,8 @@ class Deliverer:
         part = f"destination {state.destination.name}"
         try:
             while not stop.is_set():
+                # Cleared before looking, so a send that finishes meanwhile still wakes the wait below.
+                state.changed.clear()
                 pause = state.paused_until - time.monotonic()
                 if pause > 0:
                     await self._wait(state, stop, pause)
@@ -180,7 +182,8 @@ class Deliverer:
                 if len(waiting) < state.capacity:
                     try:
                         want = max(self.settings.claim_batch, state.capacity) - len(waiting)
-                        waiting.extend(await self.committer.claim(state.destination.name, want, self._lease()))
+                        lease = self.settings.lease_seconds
+                        waiting.extend(await self.committer.claim(state.destination.name, want, lease))
                     except StorageError:
                         # The committer shows it in /healthz; delivery waits for the storage.
                         await self._wait(state, stop, self.settings.poll_seconds)
@@ -195,18 +198,18 @@ class Deliverer:
                     task.add_done_callback(sending.discard)
                 await self._wait(state, stop, self.settings.poll_seconds)
         finally:
+            if sending and stop.is_set():
+                # Stopping: requests under way get their answers (a cancelled one may have arrived, and would
+                # be sent again after the restart).
+                await asyncio.wait(set(sending), timeout=self.settings.timeout_seconds)
             for task in list(sending):
                 task.cancel()
             await asyncio.gather(*sending, return_exceptions=True)
             for item in waiting:
                 self.committer.settle(Released(item.message_id))
 
-    def _lease(self) -> float:
-        return self.settings.lease_seconds
-
     @staticmethod
     async def _wait(state: DestinationState, stop: asyncio.Event, seconds: float) -> None:
-        state.changed.clear()
         changed = asyncio.create_task(state.changed.wait())
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({changed, stopping}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
