@@ -6,6 +6,7 @@ are real: a small tmpfs mounted for the test (the suite runs as root; without ro
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import errno
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 
 from generator.relay.delivery import DeliverySettings, backoff_seconds, retry_after_seconds
+from generator.relay.health import Health, supervise
 from generator.relay.outbox import Delivered, NewEvent, SqliteOutbox
 from tests.support.fake_pendo_track import FakePendoTrack, fake_pendo_track
 from tests.support.relay_process import BASIC, RECENT, RECENT_MS, Relay, track, wait_for
@@ -611,3 +613,43 @@ def test_ten_thousand_events_through_storms_a_full_disk_poison_and_sigkills_arri
         finally:
             storm.set()
             relay.stop()
+
+
+def test_a_failing_background_task_is_logged_shown_and_restarted_until_it_works(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    health = Health()
+    runs: list[float] = []
+    seen: list[str] = []
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+
+        async def flaky() -> None:
+            runs.append(time.monotonic())
+            if len(runs) <= 2:
+                raise RuntimeError(f"boom {len(runs)}")
+            health.report("flaky", None)  # working again: the task clears its own problem
+            await stop.wait()
+
+        task = asyncio.create_task(supervise("flaky", flaky, health, stop))
+        for _ in range(500):
+            if health.problem("flaky"):
+                seen.append(health.problem("flaky"))
+            if len(runs) == 3 and health.ok:
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await task
+
+    # A thread of its own: Playwright's sync API may already run an event loop in this one.
+    worker = threading.Thread(target=lambda: asyncio.run(scenario()))
+    worker.start()
+    worker.join(timeout=30)
+    assert len(runs) == 3, "restarted after each failure"
+    assert runs[2] - runs[1] > runs[1] - runs[0], "the delay grows"
+    assert any(problem.startswith("flaky failed (RuntimeError: boom 1); restarted in") for problem in seen)
+    assert any("boom 2" in problem and "failure 2" in problem for problem in seen)
+    assert health.ok
+    failures = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
+    assert failures == ["flaky failed", "flaky failed"]

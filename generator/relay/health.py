@@ -50,7 +50,7 @@ class Health:
 def restart_delay(failures: int) -> float:
     """Bounded exponential delay before restarting a task that failed failures times in a row."""
     first, cap = RESTART_SECONDS
-    return float(min(cap, first * 2 ** min(failures, 16)) * random.uniform(0.8, 1.0))
+    return float(min(cap, first * 2 ** min(max(failures - 1, 0), 16)) * random.uniform(0.8, 1.0))
 
 
 async def supervise(name: str, task: Callable[[], Awaitable[None]], health: Health, stop: asyncio.Event) -> None:
