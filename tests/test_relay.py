@@ -14,7 +14,7 @@ import pytest
 from generator.errors import StorageError
 from generator.relay.app import DAY_MS
 from generator.relay.convert import RejectedEvent, track_body
-from generator.relay.outbox import DeadLetter, Delivered, NewEvent, RetryLater, SqliteOutbox
+from generator.relay.outbox import DUE_QUERY, DeadLetter, Delivered, NewEvent, RetryLater, SqliteOutbox
 from tests.support.fake_pendo_track import FakePendoTrack, fake_pendo_track
 from tests.support.node_script import run_node_script
 from tests.support.relay_process import PENDO_SECRET, RECENT, RECENT_MS, SHARED_SECRET, Relay, track, wait_for
@@ -260,6 +260,16 @@ def test_the_outbox_keeps_only_what_it_still_needs(tmp_path: Path) -> None:
         "pending": 1,
     }
     assert [item.attempts for item in outbox.claim("track", 10, 60)] == [1]
+    outbox.close()
+
+
+def test_the_due_query_reads_an_index_in_order_and_never_sorts(tmp_path: Path) -> None:
+    outbox = SqliteOutbox(tmp_path / "outbox.sqlite3")
+    outbox.add_many([NewEvent(f"m-{i}", "track", "{}", RECENT_MS) for i in range(2000)])
+    outbox._db.execute("ANALYZE")
+    plan = " | ".join(row[3] for row in outbox._db.execute(f"EXPLAIN QUERY PLAN {DUE_QUERY}", ("track", 0, 10)))
+    assert "USING INDEX outbox_due_by_destination" in plan
+    assert "TEMP B-TREE" not in plan, plan
     outbox.close()
 
 

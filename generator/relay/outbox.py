@@ -154,6 +154,11 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+# The partial index outbox_due_by_destination answers this in order: no sort, however many wait.
+DUE_QUERY = (
+    "SELECT message_id FROM outbox WHERE destination = ? AND state = 'pending' AND next_attempt_at <= ? "
+    "ORDER BY next_attempt_at LIMIT ?"
+)
 # Added after the first release; an older file gets them on opening.
 LATER_COLUMNS = {
     "event_time": "REAL NOT NULL DEFAULT 0",
@@ -331,12 +336,9 @@ class SqliteOutbox:
         """Lease up to limit due events of destination, the longest due first."""
         now = time.time()
         with self._transaction(durable=False) as db:
-            # The partial index (destination, next_attempt_at) answers this without sorting.
             rows = db.execute(
-                "UPDATE outbox SET leased = 1, next_attempt_at = ? WHERE message_id IN ("
-                "  SELECT message_id FROM outbox WHERE destination = ? AND state = 'pending' AND next_attempt_at <= ?"
-                "  ORDER BY next_attempt_at LIMIT ?"
-                ") RETURNING message_id, body, attempts, event_time",
+                f"UPDATE outbox SET leased = 1, next_attempt_at = ? WHERE message_id IN ({DUE_QUERY}) "
+                "RETURNING message_id, body, attempts, event_time",
                 (now + lease_seconds, destination, now, limit),
             ).fetchall()
         return [Pending(row[0], destination, row[1], row[2], int(row[3])) for row in rows]
