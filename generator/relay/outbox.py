@@ -15,6 +15,7 @@ Every method raises `StorageError` (with a sentence fit for an operator) when th
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import sqlite3
@@ -121,16 +122,18 @@ def storage_error(error: BaseException, where: Path) -> StorageError:
     said = " ".join(str(error).split())
     if (
         name == "SQLITE_FULL"
-        or getattr(error, "errno", None) == 28
+        or getattr(error, "errno", None) == errno.ENOSPC
         or (name.startswith("SQLITE_IOERR") and _full(where))
     ):
         reason = "the disk is full"
-    elif name.startswith("SQLITE_READONLY") or getattr(error, "errno", None) in {13, 30}:  # EACCES, EROFS
+    elif name.startswith("SQLITE_READONLY") or getattr(error, "errno", None) in {errno.EACCES, errno.EROFS}:
         reason = "it is read-only (check the file's and the folder's permissions)"
     elif name.startswith("SQLITE_CORRUPT"):
         reason = f"the database is damaged ({said}); {MOVE_ASIDE}"
     elif name == "SQLITE_NOTADB":
         reason = f"it is not a SQLite database ({said}); {MOVE_ASIDE}"
+    elif getattr(error, "errno", None) == errno.ENOENT:
+        reason = f"its folder {where.parent} does not exist"
     elif name.startswith("SQLITE_CANTOPEN"):
         reason = "it cannot be opened (is the folder there, and writable?)"
     else:
