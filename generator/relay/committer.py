@@ -67,6 +67,11 @@ class Committer:
         # Intake's group commits: how many transactions stored how many events (shown in /metrics).
         self.intake_commits = 0
         self.intake_events = 0
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_settled(self, listener: Callable[[], None]) -> None:
+        """Call listener whenever queued outcomes have been written."""
+        self._listeners.append(listener)
 
     @property
     def failure(self) -> StorageError | None:
@@ -149,6 +154,8 @@ class Committer:
             outcomes = list(queue.outcomes)
             await self.write(lambda: self.outbox.settle(outcomes))
             del queue.outcomes[: len(outcomes)]
+            for listener in self._listeners:
+                listener()
         if queue.adds:
             adds = _take_adds(queue)
             try:

@@ -70,6 +70,9 @@ class DeliverySettings:
     # Longer than any wait a claimed event can have in memory (a pause, then a request's timeout).
     lease_seconds: float = 300.0
     claim_batch: int = 64
+    # Answered requests whose outcome is not yet written: a crash sends them again, so this bounds, with
+    # the requests in flight, what a crash can duplicate.
+    max_unrecorded: int = 16
 
 
 def backoff_seconds(attempts: int, settings: DeliverySettings) -> float:
@@ -145,6 +148,7 @@ class Deliverer:
         self.settings = settings
         self.health = health
         self.states = [DestinationState(destination) for destination in destinations]
+        committer.on_settled(self.wake)
 
     def wake(self) -> None:
         """New events may be due."""
@@ -191,7 +195,7 @@ class Deliverer:
                     self.health.report("deliverer", None)
                     if not waiting and state.in_flight == 0 and self.health.problem(part).startswith("paused"):
                         self.health.report(part, None)
-                while waiting and state.capacity > 0:
+                while waiting and state.capacity > 0 and self.committer.unsettled < self.settings.max_unrecorded:
                     state.in_flight += 1
                     task = asyncio.create_task(self._send(session, state, waiting.popleft()))
                     sending.add(task)
