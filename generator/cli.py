@@ -1,6 +1,9 @@
-"""Command line: `segment-pendo build|check|import-segment|bench|webhook|relay|serve` (or `python -m generator`).
+"""Command line: `segment-pendo <command>` (or `python -m generator <command>`).
 
-Exit 0 ok, 1 bad input, 2 usage error. No input gives a traceback: every problem is one line.
+Commands: build, check, import-segment, bench, bench-relay, webhook, relay, serve.
+
+Exit 0 ok, 1 bad input, 2 usage error, 3 the relay's storage is unusable. No input gives a traceback: every
+problem is one line.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from typing import Any, NoReturn
 
 from generator import __version__
 from generator.arguments import free_port, output_file, output_folder
-from generator.errors import GeneratorError
+from generator.errors import GeneratorError, StorageError
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1
 EXIT_USAGE = 2
 EXIT_BROKEN_PIPE = 141
+# What `segment-pendo relay` imports beyond the base install (the `relay` extra).
+RELAY_MODULES = ("starlette", "uvicorn", "aiohttp", "httptools")
 MAX_PORT = 65_535
 
 
@@ -148,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(arguments.run(arguments))
     except GeneratorError as error:
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return int(getattr(error, "exit_code", EXIT_BAD_INPUT))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -261,7 +266,30 @@ def _make_parser() -> argparse.ArgumentParser:
         "--pendo-url", type=_http_url, help="override the Track Events API URL (default: the config's region)"
     )
     relay.add_argument("--concurrency", type=_positive, default=4, help="requests to Pendo at once (default 4)")
+    relay.add_argument(
+        "--private-details", action="store_true", help="/metrics and /healthz details need the shared secret too"
+    )
+    relay.add_argument("--prune-every", type=_positive, default=600, help="seconds between prunes (default 600)")
+    relay.add_argument(
+        "--client-timeout",
+        type=_positive,
+        default=10,
+        help="seconds a sender gets for its headers, twice that for its body (default 10)",
+    )
     relay.set_defaults(run=_run_relay)
+
+    bench_relay = commands.add_parser(
+        "bench-relay",
+        help="measure the relay's intake and delivery throughput",
+        description="Run a relay against a fast local fake of Pendo and print events/s; writes JSON.",
+    )
+    bench_relay.add_argument(
+        "--json", type=Path, default=Path("bench-results/bench-relay.json"), help="where to write JSON"
+    )
+    bench_relay.add_argument(
+        "--backlog", type=_positive, default=1_000_000, help="largest waiting backlog to deliver (default 1,000,000)"
+    )
+    bench_relay.set_defaults(run=_run_bench_relay)
 
     serve = commands.add_parser(
         "serve",
@@ -364,38 +392,30 @@ def _run_webhook(arguments: argparse.Namespace) -> int:
 
 
 def _run_relay(arguments: argparse.Namespace) -> int:
-    missing = [name for name in ("starlette", "uvicorn", "httpx") if importlib.util.find_spec(name) is None]
+    missing = [name for name in RELAY_MODULES if importlib.util.find_spec(name) is None]
     if missing:
         raise GeneratorError(f"the relay needs {', '.join(missing)}: pip install 'segment-pendo[relay]'")
-    import uvicorn  # noqa: PLC0415
-
-    from generator.config_loader import load_config  # noqa: PLC0415
-    from generator.regions import track_events_url  # noqa: PLC0415
-    from generator.relay.app import RelaySettings, create_app  # noqa: PLC0415
-    from generator.relay.delivery import DeliverySettings  # noqa: PLC0415
-    from generator.relay.outbox import SqliteOutbox  # noqa: PLC0415
-
-    config = load_config(arguments.config)
-    missing = [name for name in ("PENDO_TRACK_EVENT_SECRET", "RELAY_SHARED_SECRET") if not os.environ.get(name)]
-    if missing:
-        raise GeneratorError(f"set {' and '.join(missing)} in the environment; the relay will not run without them")
     _check_database("--db", arguments.db)
     free_port(arguments.host, arguments.port)
-    delivery = DeliverySettings(
-        url=arguments.pendo_url or track_events_url(config.pendo.region),
-        secret=os.environ["PENDO_TRACK_EVENT_SECRET"],
-        concurrency=arguments.concurrency,
+    from generator.relay.main import run_relay  # noqa: PLC0415
+
+    return run_relay(
+        arguments.config,
+        arguments.host,
+        arguments.port,
+        arguments.db,
+        arguments.pendo_url,
+        arguments.concurrency,
+        private_details=arguments.private_details,
+        prune_every_seconds=arguments.prune_every,
+        client_timeout_seconds=arguments.client_timeout,
     )
-    settings = RelaySettings(
-        os.environ["RELAY_SHARED_SECRET"],
-        delivery,
-        visitor_rule=config.on_load.visitor_id,
-        subscribe=config.webhook.subscribe if config.webhook else RelaySettings.subscribe,
-    )
-    app = create_app(SqliteOutbox(arguments.db), settings)
-    print(f"relay on http://{arguments.host}:{arguments.port}/ → {delivery.url} (outbox {arguments.db})", flush=True)
-    uvicorn.run(app, host=arguments.host, port=arguments.port, log_level="warning")
-    return EXIT_OK
+
+
+def _run_bench_relay(arguments: argparse.Namespace) -> int:
+    from generator.bench_relay import run  # noqa: PLC0415
+
+    return run(arguments.json, backlog=arguments.backlog)
 
 
 def _run_serve(arguments: argparse.Namespace) -> int:
@@ -434,10 +454,16 @@ def _interrupt(signal_number: int, frame: object) -> None:
 
 
 def _check_database(flag: str, path: Path) -> None:
-    """The outbox file: in an existing folder the relay can write to (SQLite adds its -wal and -shm files there)."""
-    output_file(flag, path)
+    """The outbox file: in an existing folder the relay can write to (SQLite adds its -wal and -shm files there).
+
+    A problem here is a storage problem (exit 3), like the ones the outbox itself finds when it opens the file.
+    """
+    try:
+        output_file(flag, path)
+    except GeneratorError as error:
+        raise StorageError(str(error)) from None
     if path.is_file() and not os.access(path, os.W_OK):
-        raise GeneratorError(f"{flag} {path} is read-only; make it writable or pass another --db")
+        raise StorageError(f"{flag} {path} is read-only; make it writable or pass another --db")
 
 
 def _print_summary(manifest: dict[str, Any], out_dir: Path) -> None:

@@ -25,3 +25,10 @@ class RenderError(GeneratorError):
 
 class BundleError(GeneratorError):
     """esbuild (or the fallback bundler) rejected the rendered JavaScript."""
+
+
+class StorageError(GeneratorError):
+    """The relay's outbox cannot be used (disk full, read-only, corrupt, not a database file)."""
+
+    # Distinct from bad input (1) and usage errors (2), so a supervisor can tell a storage fault apart.
+    exit_code = 3

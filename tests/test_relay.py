@@ -2,148 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import gzip
-import hashlib
-import hmac
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from generator.paths import PROJECT_ROOT
+from generator.errors import StorageError
+from generator.relay.app import DAY_MS
 from generator.relay.convert import RejectedEvent, track_body
-from generator.relay.delivery import DAY_MS, Deliverer, DeliverySettings
-from generator.relay.outbox import SqliteOutbox
+from generator.relay.outbox import DUE_QUERY, DeadLetter, Delivered, NewEvent, RetryLater, SqliteOutbox
 from tests.support.fake_pendo_track import FakePendoTrack, fake_pendo_track
 from tests.support.node_script import run_node_script
-
-SHARED_SECRET = "relay-shared-secret"
-PENDO_SECRET = "pendo-track-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class Relay:
-    """A `python -m generator relay` process."""
-
-    def __init__(self, workdir: Path, pendo_url: str, config: str = '[pendo]\napi_key = "k-1"\n') -> None:
-        self.workdir = workdir
-        self.pendo_url = pendo_url
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        (workdir / "pendo.toml").write_text(config)
-
-    def start(self) -> Relay:
-        env = {**os.environ, "PENDO_TRACK_EVENT_SECRET": PENDO_SECRET, "RELAY_SHARED_SECRET": SHARED_SECRET}
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "generator",
-                "relay",
-                "--config",
-                str(self.workdir / "pendo.toml"),
-                "--port",
-                str(self.port),
-                "--db",
-                str(self.workdir / "outbox.sqlite3"),
-                "--pendo-url",
-                self.pendo_url,
-            ],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for(lambda: self.get("/healthz")[0] == 200, "relay to start")
-        return self
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-    def post(
-        self, path: str, document: Any, *, secret: str = SHARED_SECRET, sign: bool = False, encoding: str | None = None
-    ) -> tuple[int, Any]:
-        body = document if isinstance(document, bytes) else json.dumps(document).encode()
-        headers = {"Content-Type": "application/json"}
-        if encoding:
-            headers["Content-Encoding"] = encoding
-        if sign:
-            headers["X-Signature"] = hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
-        else:
-            headers["Authorization"] = "Basic " + base64.b64encode(f"{secret}:".encode()).decode()
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=body, headers=headers)
-        return self._send(request)
-
-    def get(self, path: str) -> tuple[int, Any]:
-        return self._send(urllib.request.Request(f"http://127.0.0.1:{self.port}{path}"))
-
-    def _send(self, request: urllib.request.Request) -> tuple[int, Any]:
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
-        except OSError:
-            return 0, None
-
-    def metrics(self) -> dict[str, Any]:
-        status, document = self.get("/metrics")
-        assert status == 200
-        result: dict[str, Any] = document
-        return result
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-# An hour ago, with milliseconds: Pendo refuses events more than 7 days old, so test events are recent.
-RECENT_MS = (int(time.time()) - 3600) * 1000 + 250
-RECENT = datetime.fromtimestamp(RECENT_MS / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def track(index: int, **extra: Any) -> dict[str, Any]:
-    return {
-        "type": "track",
-        "event": f"Server Event {index}",
-        "messageId": f"msg-{index}",
-        "userId": f"user-{index % 3}",
-        "timestamp": RECENT,
-        "properties": {"i": index},
-        "context": {"groupId": "acct-1", "ip": "203.0.113.9", "page": {"url": "https://x.example/p", "title": "P"}},
-        **extra,
-    }
+from tests.support.relay_process import PENDO_SECRET, RECENT, RECENT_MS, SHARED_SECRET, Relay, track, wait_for
 
 
 @pytest.fixture
@@ -188,6 +62,7 @@ def test_an_outage_then_recovery_delivers_the_backlog(relay: Relay, pendo: FakeP
     for index in range(8):
         relay.post("/v1/track", track(index))
     wait_for(lambda: pendo.refused >= 8, "refusals")
+    wait_for(lambda: relay.get("/healthz")[0] == 503, "Pendo's outage to show in /healthz")
     pendo.mode = "ok"
     wait_for(lambda: len(pendo.received) == 8, "the backlog", timeout=30)
     time.sleep(0.5)
@@ -203,13 +78,15 @@ def test_a_setup_problem_holds_events_and_shows_in_healthz_instead_of_dead_lette
     for index in range(3):
         relay.post("/v1/track", track(index))
     wait_for(lambda: relay.get("/healthz")[1]["status"] == "degraded", "the problem to show")
-    health = relay.get("/healthz")[1]
-    assert health["problem"].startswith(f"HTTP {status} from {pendo.url}: ")
+    answered, health = relay.get("/healthz")
+    assert answered == 503
+    assert health["problems"]["destination track"].startswith(f"HTTP {status} from {pendo.url}: ")
     assert health["pending"] == 3
     assert relay.metrics()["dead_lettered"] == 0
     pendo.mode = "ok"
     wait_for(lambda: len(pendo.received) == 3, "delivery once the setting is fixed", timeout=30)
-    wait_for(lambda: relay.get("/healthz")[1] == {"status": "ok", "pending": 0}, "healthz to recover")
+    healthy = (200, {"status": "ok", "pending": 0, "problems": {}, "paused": {}})
+    wait_for(lambda: relay.get("/healthz") == healthy, "healthz to recover")
 
 
 def test_rejected_events_go_to_the_dead_letters_with_the_reason(relay: Relay, pendo: FakePendoTrack) -> None:
@@ -356,47 +233,78 @@ def test_anonymous_visitors_use_pendos_prefix_and_group_falls_back_to_properties
 def test_the_outbox_keeps_only_what_it_still_needs(tmp_path: Path) -> None:
     outbox = SqliteOutbox(tmp_path / "outbox.sqlite3")
     old, recent = RECENT_MS - 9 * DAY_MS, RECENT_MS
-    for name, timestamp in [("old-delivered", old), ("old-pending", old), ("old-dead", old), ("new", recent)]:
-        assert outbox.add(name, {"event": name, "timestamp": timestamp})
-    outbox.delivered("old-delivered")
-    outbox.delivered("new")
-    outbox.dead_letter("old-dead", 400, "no")
+    names = [("old-delivered", old), ("old-pending", old), ("old-dead", old), ("new", recent)]
+    assert (
+        outbox.add_many([NewEvent(name, "track", json.dumps({"event": name}), time) for name, time in names])
+        == [True] * 4
+    )
+    claimed = {item.message_id for item in outbox.claim("track", 10, 60)}
+    assert claimed == {name for name, _ in names}
+    assert outbox.claim("track", 10, 60) == [], "leased events are nobody else's"
+    outbox.settle([Delivered("old-delivered"), Delivered("new"), DeadLetter("old-dead", 400, "no")])
+    outbox.settle([RetryLater("old-pending", 0, "HTTP 500")])
     bodies = dict(outbox._db.execute("SELECT message_id, body FROM outbox").fetchall())
     assert bodies["old-delivered"] == bodies["new"] == bodies["old-dead"] == ""
-    assert outbox.prune(RECENT_MS - 8 * DAY_MS) == 2
+    assert outbox.prune(RECENT_MS - 8 * DAY_MS, 1) == 1
+    assert outbox.prune(RECENT_MS - 8 * DAY_MS, 100) == 1
     remaining = {row[0] for row in outbox._db.execute("SELECT message_id FROM outbox")}
     assert remaining == {"old-pending", "new"}
-    assert not outbox.add("new", {"event": "new", "timestamp": recent}), "a remembered messageId is a duplicate"
-    assert outbox.dead_letters() == [{"messageId": "old-dead", "status": 400, "reason": "no"}]
+    assert outbox.add_many([NewEvent("new", "track", "{}", recent)]) == [False], "a remembered messageId is a duplicate"
+    assert outbox.dead_letters(10) == [{"messageId": "old-dead", "status": 400, "reason": "no"}]
+    assert outbox.stats() == {
+        "received": 4,
+        "duplicates": 1,
+        "delivered": 2,
+        "retried": 1,
+        "dead_lettered": 1,
+        "pending": 1,
+    }
+    assert [item.attempts for item in outbox.claim("track", 10, 60)] == [1]
     outbox.close()
+
+
+def test_the_due_query_reads_an_index_in_order_and_never_sorts(tmp_path: Path) -> None:
+    outbox = SqliteOutbox(tmp_path / "outbox.sqlite3")
+    outbox.add_many([NewEvent(f"m-{i}", "track", "{}", RECENT_MS) for i in range(2000)])
+    outbox._db.execute("ANALYZE")
+    plan = " | ".join(row[3] for row in outbox._db.execute(f"EXPLAIN QUERY PLAN {DUE_QUERY}", ("track", 0, 10)))
+    assert "USING INDEX outbox_due_by_destination" in plan
+    assert "TEMP B-TREE" not in plan, plan
+    outbox.close()
+
+
+def test_leases_of_a_dead_process_are_due_again_at_once_and_a_second_relay_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    outbox = SqliteOutbox(path)
+    outbox.add_many([NewEvent("m", "track", "{}", RECENT_MS)])
+    assert len(outbox.claim("track", 10, 3600)) == 1
+    with pytest.raises(StorageError, match="another relay is using it"):
+        SqliteOutbox(path)
+    outbox.close()
+    reopened = SqliteOutbox(path)
+    assert [item.message_id for item in reopened.claim("track", 10, 60)] == ["m"]
+    reopened.close()
 
 
 def test_an_event_that_aged_past_seven_days_is_dead_lettered_not_sent(tmp_path: Path, pendo: FakePendoTrack) -> None:
     outbox = SqliteOutbox(tmp_path / "outbox.sqlite3")
-    outbox.add("aged", {"type": "track", "event": "Aged", "timestamp": RECENT_MS - 8 * DAY_MS})
-    outbox.add("fresh", {"type": "track", "event": "Fresh", "timestamp": RECENT_MS})
-
-    async def deliver_until_settled() -> None:
-        stop = asyncio.Event()
-        task = asyncio.create_task(Deliverer(outbox, DeliverySettings(url=pendo.url, secret="s")).run(stop))
-        for _ in range(200):
-            if outbox.stats()["pending"] == 0:
-                break
-            await asyncio.sleep(0.05)
-        stop.set()
-        await task
-
-    # A thread of its own: Playwright's sync API may already run an event loop in this one.
-    worker = threading.Thread(target=lambda: asyncio.run(deliver_until_settled()))
-    worker.start()
-    worker.join(timeout=30)
-    assert pendo.names() == ["Fresh"]
-    assert outbox.dead_letters() == [
-        {
-            "messageId": "aged",
-            "status": 0,
-            "reason": "not delivered within 7 days: the timestamp is more than 7 days old; "
-            "Pendo does not process older track events",
-        }
-    ]
+    aged = json.dumps({"type": "track", "event": "Aged", "timestamp": RECENT_MS - 8 * DAY_MS})
+    fresh = json.dumps({"type": "track", "event": "Fresh", "timestamp": RECENT_MS})
+    outbox.add_many(
+        [NewEvent("aged", "track", aged, RECENT_MS - 8 * DAY_MS), NewEvent("fresh", "track", fresh, RECENT_MS)]
+    )
     outbox.close()
+    relay = Relay(tmp_path, pendo.url).start()
+    try:
+        wait_for(lambda: relay.metrics()["pending"] == 0, "both settled")
+        assert pendo.names() == ["Fresh"]
+        assert relay.metrics()["dead_letters"] == [
+            {
+                "messageId": "aged",
+                "status": 0,
+                "reason": "not delivered within 7 days: the timestamp is more than 7 days old; "
+                "Pendo does not process older track events",
+            }
+        ]
+    finally:
+        relay.stop()

@@ -1,31 +1,40 @@
-"""The relay's HTTP side: Segment-spec events in (single or batch), authenticated, size-limited, stored."""
+"""The relay's HTTP side: Segment-spec events in (single or batch), authenticated, size-limited, stored.
+
+Its lifespan runs the background tasks, each supervised: the committer (every write to the outbox), the
+deliverer (one loop per destination) and the pruner.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
-import json
 import time
-import zlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from generator.fql import evaluate_fql, parse_fql
-from generator.relay.convert import TOO_OLD, RejectedEvent, VisitorRule, message_id, too_old_for_pendo, track_body
-from generator.relay.delivery import Deliverer, DeliverySettings
-from generator.relay.outbox import SqliteOutbox
+from generator.errors import StorageError
+from generator.fql import parse_fql
+from generator.relay.auth import NO_CREDENTIALS, header_problem, signature_matches
+from generator.relay.committer import Committer
+from generator.relay.convert import PENDO_MAX_AGE_MS, VisitorRule
+from generator.relay.delivery import Deliverer, DeliverySettings, Destination
+from generator.relay.health import Health, supervise
+from generator.relay.intake import Converted, Refused, convert, decoded, parse, read_body
+from generator.relay.metrics import prometheus_text
+from generator.relay.outbox import Outbox
 
-# Segment's own HTTP API takes at most 500 KB per batch request.
-MAX_BODY_BYTES = 500 * 1024
-MAX_DRAINED_BYTES = 8 * MAX_BODY_BYTES
+DAY_MS = 24 * 3600 * 1000
+# Parsing and converting a body this large takes long enough to hold up other requests: a worker thread does it.
+OFFLOAD_BYTES = 32 * 1024
+RECENT_DEAD_LETTERS = 100
+PRUNE_CHUNK = 5_000
 
 
 @dataclass(frozen=True)
@@ -33,133 +42,161 @@ class RelaySettings:
     """What the relay needs to run."""
 
     shared_secret: str
-    delivery: DeliverySettings
+    destinations: list[Destination]
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
     visitor_rule: VisitorRule = "user_id_or_anonymous"
     # The config's [webhook] subscribe: the same events go to Pendo as through Segment's webhook.
     subscribe: str = 'type = "track"'
+    # When set, /metrics and the details of /healthz need the shared secret too.
+    private_details: bool = False
+    prune_every_seconds: float = 600.0
+    # A sender gets this long to send its headers (enforced by the server) and twice as long for its body.
+    client_timeout_seconds: float = 10.0
 
 
-def authorized(request: Request, body: bytes, secret: str) -> bool:
-    """Segment's X-Signature (HMAC-SHA1 of the body) when sent, else HTTP Basic with the secret as user or password."""
-    signature = request.headers.get("x-signature")
-    if signature is not None:
-        expected = hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
-        return hmac.compare_digest(signature, expected)
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return False
-    try:
-        user, _, password = base64.b64decode(credentials).decode().partition(":")
-    except ValueError:
-        return False
-    return hmac.compare_digest(user, secret) or hmac.compare_digest(password, secret)
+def create_app(outbox: Outbox, settings: RelaySettings) -> Starlette:
+    """The ASGI app; its lifespan runs the background tasks."""
+    relay = _Relay(outbox, settings)
+    routes = [
+        Route("/v1/track", relay.receive, methods=["POST"]),
+        Route("/v1/batch", relay.receive, methods=["POST"]),
+        Route("/", relay.receive, methods=["POST"]),
+        Route("/healthz", relay.healthz, methods=["GET"]),
+        Route("/metrics", relay.metrics, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=relay.lifespan)
 
 
-def create_app(outbox: SqliteOutbox, settings: RelaySettings) -> Starlette:
-    """The ASGI app; its lifespan runs the deliverer."""
-    deliverer = Deliverer(outbox, settings.delivery)
-    selected = parse_fql(settings.subscribe)
+class _Relay:
+    """The handlers and background tasks over one outbox."""
 
-    async def receive(request: Request) -> JSONResponse:
-        body = await _read_limited(request)
-        if isinstance(body, JSONResponse):
-            return body
-        if not authorized(request, body, settings.shared_secret):
-            return _error(401, "missing or wrong credentials: send X-Signature or HTTP Basic with the shared secret")
-        decoded = _decoded(body, request.headers.get("content-encoding", ""))
-        if isinstance(decoded, JSONResponse):
-            return decoded
+    def __init__(self, outbox: Outbox, settings: RelaySettings) -> None:
+        self.outbox = outbox
+        self.settings = settings
+        self.health = Health()
+        self.committer = Committer(outbox, self.health)
+        self.deliverer = Deliverer(self.committer, settings.destinations, settings.delivery, self.health)
+        self.selected = parse_fql(settings.subscribe)
+
+    def _parse_and_convert(self, plain: bytes) -> Converted:
+        return convert(parse(plain), self.settings.visitor_rule, self.selected)
+
+    async def receive(self, request: Request) -> Response:
+        secret = self.settings.shared_secret
+        problem = header_problem(request.headers, secret)
+        if problem is not None:
+            return _error(401, problem, {"WWW-Authenticate": 'Basic realm="relay"'})
         try:
-            document = json.loads(decoded)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            return _error(400, f"body is not JSON: {error}")
-        is_batch = isinstance(document, dict) and isinstance(document.get("batch"), list)
-        events = document["batch"] if is_batch else [document]
-        accepted, duplicates, skipped, rejected = 0, 0, 0, []
-        for index, event in enumerate(events):
-            try:
-                pendo_body = track_body(event, settings.visitor_rule)
-            except RejectedEvent as error:
-                rejected.append({"index": index, "reason": str(error)})
-                continue
-            if too_old_for_pendo(pendo_body, time.time() * 1000):
-                rejected.append({"index": index, "reason": TOO_OLD})
-            elif not evaluate_fql(selected, event):
-                skipped += 1
-            elif outbox.add(message_id(event), pendo_body):
-                accepted += 1
+            deadline = 2 * self.settings.client_timeout_seconds
+            body = await read_body(request.stream(), request.headers.get("content-length"), deadline)
+            if not signature_matches(request.headers, body, secret):
+                return _error(401, NO_CREDENTIALS)
+            plain = decoded(body, request.headers.get("content-encoding", ""))
+            if len(plain) > OFFLOAD_BYTES:
+                converted = await asyncio.to_thread(self._parse_and_convert, plain)
             else:
-                duplicates += 1
-        deliverer.wake.set()
-        status = 422 if rejected and not (accepted or duplicates or skipped) else 200
-        counts = {"accepted": accepted, "duplicates": duplicates, "skipped": skipped, "rejected": rejected}
+                converted = self._parse_and_convert(plain)
+        except Refused as refusal:
+            return _error(refusal.status, refusal.reason)
+        stored: list[bool] = []
+        if converted.events:
+            try:
+                stored = await self.committer.add(converted.events)
+            except StorageError as error:
+                return _error(503, f"the relay cannot store events now: {error}", {"Retry-After": "10"})
+            self.deliverer.wake()
+        accepted = sum(stored)
+        counts = {
+            "accepted": accepted,
+            "duplicates": len(stored) - accepted,
+            "skipped": converted.skipped,
+            "rejected": converted.rejected,
+        }
+        status = 422 if converted.rejected and not (stored or converted.skipped) else 200
         return JSONResponse(counts, status_code=status)
 
-    async def healthz(request: Request) -> JSONResponse:
-        pending = outbox.stats()["pending"]
-        if deliverer.problem:
-            return JSONResponse({"status": "degraded", "problem": deliverer.problem, "pending": pending})
-        return JSONResponse({"status": "ok", "pending": pending})
+    def _may_see_details(self, request: Request) -> bool:
+        private = self.settings.private_details
+        return not private or header_problem(request.headers, self.settings.shared_secret) is None
 
-    async def metrics(request: Request) -> JSONResponse:
-        return JSONResponse({**outbox.stats(), "dead_letters": outbox.dead_letters()})
+    async def healthz(self, request: Request) -> Response:
+        health = self.health
+        document: dict[str, Any] = {"status": "ok" if health.ok else "degraded"}
+        if self._may_see_details(request):
+            try:
+                pending: int | None = (await self.committer.read(self.outbox.stats))["pending"]
+            except StorageError as error:
+                health.report("storage", f"outbox reads fail: {error}")
+                pending = None
+            problems = health.problems()
+            document |= {"pending": pending, "problems": problems, "paused": self.deliverer.paused()}
+        document["status"] = "ok" if health.ok else "degraded"
+        return JSONResponse(document, status_code=200 if health.ok else 503)
+
+    async def metrics(self, request: Request) -> Response:
+        if not self._may_see_details(request):
+            return _error(401, NO_CREDENTIALS, {"WWW-Authenticate": 'Basic realm="relay"'})
+        try:
+            stats = await self.committer.read(self.outbox.stats)
+            dead_letters = await self.committer.read(partial(self.outbox.dead_letters, RECENT_DEAD_LETTERS))
+        except StorageError as error:
+            return _error(503, f"the relay cannot read its outbox now: {error}")
+        windows = {state.destination.name: state.window for state in self.deliverer.states}
+        problems = self.health.problems()
+        if _wants_prometheus(request):
+            text = prometheus_text(stats, problems, windows, self.deliverer.paused())
+            return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+        group_commit = {"commits": self.committer.intake_commits, "events": self.committer.intake_events}
+        return JSONResponse(
+            {
+                **stats,
+                "problems": problems,
+                "concurrency": windows,
+                "group_commit": group_commit,
+                "dead_letters": dead_letters,
+            }
+        )
+
+    async def _prune_forever(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            # Any replay of a forgotten messageId is now too old to be accepted, so nothing is delivered
+            # twice; a day's margin covers clock differences between senders.
+            before = time.time() * 1000 - PENDO_MAX_AGE_MS - DAY_MS
+            while await self.committer.write(partial(self.outbox.prune, before, PRUNE_CHUNK)) == PRUNE_CHUNK:
+                await asyncio.sleep(0)  # other writes get their turn between chunks
+            self.health.report("pruner", None)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.settings.prune_every_seconds)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        stop = asyncio.Event()
-        task = asyncio.create_task(deliverer.run(stop))
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        stop, stop_writes = asyncio.Event(), asyncio.Event()
+
+        def supervised(name: str, task: Callable[[], Awaitable[None]], until: asyncio.Event) -> asyncio.Task[None]:
+            return asyncio.create_task(supervise(name, task, self.health, until))
+
+        writer = supervised("committer", lambda: self.committer.run(stop_writes), stop_writes)
+        workers = [
+            supervised("deliverer", lambda: self.deliverer.run(stop), stop),
+            supervised("pruner", lambda: self._prune_forever(stop), stop),
+        ]
         yield
         stop.set()
-        deliverer.wake.set()
-        await task
-        outbox.close()
-
-    routes = [
-        Route("/v1/track", receive, methods=["POST"]),
-        Route("/v1/batch", receive, methods=["POST"]),
-        Route("/", receive, methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-    ]
-    return Starlette(routes=routes, lifespan=lifespan)
+        self.deliverer.wake()
+        await asyncio.gather(*workers)
+        # Only now: the deliverer's last outcomes are written before the outbox closes.
+        stop_writes.set()
+        await writer
+        self.committer.close()
+        self.outbox.close()
 
 
-async def _read_limited(request: Request) -> bytes | JSONResponse:
-    """The request body, or a 413 when it is over MAX_BODY_BYTES."""
-    body = b""
-    received = 0
-    # An oversized body is still read (up to a bound) and dropped: answering while the sender is still
-    # writing would close the connection under it, and it would see a reset instead of the 413.
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received <= MAX_BODY_BYTES:
-            body += chunk
-        elif received > MAX_DRAINED_BYTES:
-            break
-    if received > MAX_BODY_BYTES:
-        return _error(413, f"body over {MAX_BODY_BYTES} bytes")
-    return body
+def _wants_prometheus(request: Request) -> bool:
+    if request.query_params.get("format") == "prometheus":
+        return True
+    accept = request.headers.get("accept", "")
+    return ("text/plain" in accept or "openmetrics" in accept) and "application/json" not in accept
 
 
-def _decoded(body: bytes, encoding: str) -> bytes | JSONResponse:
-    """The body as sent, or gunzipped (some Segment-spec libraries compress); at most MAX_BODY_BYTES either way."""
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity"):
-        return body
-    if encoding != "gzip":
-        return _error(415, f"Content-Encoding {encoding!r} is not supported; send the body as is or gzipped")
-    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        # Bounded, so a small compressed body cannot expand into gigabytes here.
-        plain = decompressor.decompress(body, MAX_BODY_BYTES + 1)
-    except zlib.error as error:
-        return _error(400, f"body is not valid gzip: {error}")
-    if len(plain) > MAX_BODY_BYTES:
-        return _error(413, f"body over {MAX_BODY_BYTES} bytes once decompressed")
-    if not decompressor.eof:
-        return _error(400, "body is not valid gzip: it ends early")
-    return plain
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
+import math
 import time
+import uuid
 from datetime import datetime
 from typing import Any, Literal
 
@@ -13,6 +14,12 @@ MAX_TEXT = 10_000
 # Pendo does not process track events whose timestamp is more than seven days old.
 PENDO_MAX_AGE_MS = 7 * 24 * 3600 * 1000
 TOO_OLD = "the timestamp is more than 7 days old; Pendo does not process older track events"
+# Clocks differ, but an event from further ahead than this is a bug in the sender.
+MAX_FUTURE_MS = 24 * 3600 * 1000
+MAX_MESSAGE_ID = 200
+# Beyond these, a value is a mistake or an attack, not analytics: Segment's own limits are far lower in practice.
+MAX_DEPTH = 32
+MAX_INTEGER = 2**63 - 1
 
 # The config's [on_load] visitor_id. "none" (let Pendo's agent make up an id) has no meaning without a
 # browser, so server events then follow the default rule.
@@ -23,13 +30,72 @@ class RejectedEvent(ValueError):
     """An event Pendo's Track Events API cannot take; the message says why."""
 
 
+class TooLongNumber:
+    """An integer with too many digits to be a value (json.loads would refuse it without naming the field)."""
+
+    def __init__(self, digits: str) -> None:
+        """Keep how long it was."""
+        self.length = len(digits)
+
+
+def parse_integer(digits: str) -> int | TooLongNumber:
+    """json.loads' parse_int: big numbers become a marker that check_sendable names with its field."""
+    return TooLongNumber(digits) if len(digits.lstrip("-")) > 19 else int(digits)
+
+
 def message_id(event: dict[str, Any]) -> str:
-    """Segment's messageId, or a digest of the event when a client sent none (so retries still deduplicate)."""
+    """Segment's messageId, or a new unique one: two events alike but without one are still two events."""
     given = event.get("messageId")
-    if isinstance(given, str) and given.strip():
-        return given
-    canonical = json.dumps(event, sort_keys=True, separators=(",", ":"), default=str)
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    if given is None:
+        return f"relay-{uuid.uuid4()}"
+    if not isinstance(given, str) or not given.strip() or len(given) > MAX_MESSAGE_ID:
+        raise RejectedEvent(f"messageId must be a non-empty string of at most {MAX_MESSAGE_ID} characters")
+    return given
+
+
+def check_sendable(value: Any, path: str = "event", depth: int = 0) -> None:
+    """RejectedEvent naming the first field JSON (or Pendo) cannot carry.
+
+    That is NaN, infinities, lone surrogates, integers beyond 64 bits and nesting deeper than MAX_DEPTH.
+    """
+    if isinstance(value, str):
+        _check_text(value, path)
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise RejectedEvent(f"{path} is {value}; JSON cannot carry NaN or Infinity")
+    elif isinstance(value, int):
+        if abs(value) > MAX_INTEGER:
+            raise RejectedEvent(f"{path} is beyond 64-bit integers")
+    elif isinstance(value, TooLongNumber):
+        raise RejectedEvent(f"{path} is a number of {value.length} digits, beyond 64-bit integers")
+    elif depth >= MAX_DEPTH:
+        raise RejectedEvent(f"{path} is nested more than {MAX_DEPTH} levels deep")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, f"{path} key {key[:40]!r}")
+            check_sendable(item, f"{path}.{key[:40]}", depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_sendable(item, f"{path}[{index}]", depth + 1)
+
+
+def _check_text(text: str, path: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        code = ord(text[_surrogate(text)])
+        raise RejectedEvent(f"{path} has a lone surrogate (\\u{code:04x}), not Unicode") from None
+
+
+def _surrogate(text: str) -> int:
+    return next(index for index, char in enumerate(text) if 0xD800 <= ord(char) <= 0xDFFF)
+
+
+def body_text(body: dict[str, Any]) -> str:
+    """The request body as sent and stored: compact UTF-8 JSON."""
+    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def track_body(event: Any, visitor_rule: VisitorRule = "user_id_or_anonymous") -> dict[str, Any]:
@@ -63,6 +129,14 @@ def too_old_for_pendo(body: dict[str, Any], now_ms: float) -> bool:
     """Whether Pendo would ignore this body for its age."""
     timestamp: int = body["timestamp"]
     return timestamp < now_ms - PENDO_MAX_AGE_MS
+
+
+def check_time(body: dict[str, Any], now_ms: float) -> None:
+    """RejectedEvent for a timestamp Pendo would not process (too old) or a sender's clock gone wrong."""
+    if too_old_for_pendo(body, now_ms):
+        raise RejectedEvent(TOO_OLD)
+    if body["timestamp"] > now_ms + MAX_FUTURE_MS:
+        raise RejectedEvent("the timestamp is more than a day in the future; check the sender's clock")
 
 
 def _as_id(value: Any) -> str | None:
@@ -107,10 +181,13 @@ def _timestamp_ms(event: dict[str, Any]) -> int:
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            raise RejectedEvent(f"{field} {value!r} is not an ISO 8601 time") from None
+            raise RejectedEvent(f"{field} {value[:100]!r} is not an ISO 8601 time") from None
         if parsed.tzinfo is None:
-            raise RejectedEvent(f"{field} {value!r} has no time zone")
-        return int(parsed.timestamp() * 1000)
+            raise RejectedEvent(f"{field} {value[:100]!r} has no time zone")
+        try:
+            return int(parsed.timestamp() * 1000)
+        except (OverflowError, ValueError):
+            raise RejectedEvent(f"{field} {value[:100]!r} is out of range") from None
     return int(time.time() * 1000)
 
 

@@ -1,8 +1,9 @@
 """A local stand-in for Pendo's Track Events API: a real HTTP server on loopback that records what it accepts.
 
-Its answer can be switched: ok (200), any status code as text ("500", "429" comes with Retry-After), or
-hang (never answers).
-Only requests answered 200 count as received, as Pendo would only have those.
+Its answer can be switched: ok (200), any status code as text ("429" and "503" come with `retry_after` as their
+Retry-After header unless it is None), or hang (never answers). A body that is not JSON is answered 400, as Pendo
+does. Only requests answered 200 count as received, as Pendo would only have those; `arrivals` records when each
+request arrived (time.monotonic()) and what it was answered.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class FakePendoTrack:
     received: list[dict[str, Any]] = field(default_factory=list)
     secrets: list[str | None] = field(default_factory=list)
     refused: int = 0
+    retry_after: str | None = "0"
+    arrivals: list[tuple[float, int]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
 
@@ -42,6 +45,7 @@ def fake_pendo_track() -> Iterator[FakePendoTrack]:
             pass
 
         def do_POST(self) -> None:
+            arrived = time.monotonic()
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             mode = fake.mode
             if mode == "hang":
@@ -49,26 +53,36 @@ def fake_pendo_track() -> Iterator[FakePendoTrack]:
                     time.sleep(0.05)
                 self.close_connection = True
                 return
+            try:
+                document = json.loads(body)
+            except ValueError:
+                mode = "400"
             if mode != "ok":
                 status = int(mode)
                 with fake.lock:
                     fake.refused += 1
+                    fake.arrivals.append((arrived, status))
                 self.send_response(status)
-                if status == 429:
-                    self.send_header("Retry-After", "0")
+                if status in (429, 503) and fake.retry_after is not None:
+                    self.send_header("Retry-After", fake.retry_after)
                 self.send_header("Content-Length", "12")
                 self.end_headers()
                 self.wfile.write(b"not accepted")
                 return
             with fake.lock:
-                fake.received.append(json.loads(body))
+                fake.arrivals.append((arrived, 200))
+                fake.received.append(document)
                 fake.secrets.append(self.headers.get("x-pendo-integration-key"))
             self.send_response(200)
             self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"{}")
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            pass  # the relay hung up (a test killed it): nothing to report
+
+    server = Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     fake.url = f"http://127.0.0.1:{server.server_address[1]}/data/track"
     thread = threading.Thread(target=server.serve_forever, daemon=True)

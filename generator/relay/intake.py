@@ -1,0 +1,128 @@
+"""From a request body to the events to store: bounded reading, gzip, JSON, conversion, refusals with reasons."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from generator.fql import evaluate_fql
+from generator.relay.convert import (
+    RejectedEvent,
+    VisitorRule,
+    body_text,
+    check_sendable,
+    check_time,
+    message_id,
+    parse_integer,
+    track_body,
+)
+from generator.relay.delivery import TRACK
+from generator.relay.outbox import NewEvent
+
+# Segment's own HTTP API takes at most 500 KB per batch request.
+MAX_BODY_BYTES = 500 * 1024
+MAX_DRAINED_BYTES = 8 * MAX_BODY_BYTES
+# A sender that cannot get 500 KB through in this long is stuck, or holding connections on purpose.
+BODY_SECONDS = 20.0
+
+
+class Refused(Exception):
+    """The whole request is refused: an HTTP status and the reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        """Refuse with status, saying why."""
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class Converted:
+    """What a body holds: the events to store, how many were not selected, which were refused and why."""
+
+    events: list[NewEvent] = field(default_factory=list)
+    skipped: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def read_body(
+    chunks: AsyncIterator[bytes], declared_length: str | None, deadline_seconds: float = BODY_SECONDS
+) -> bytes:
+    """The body, within MAX_BODY_BYTES and deadline_seconds; Refused (413, 408) otherwise."""
+    if declared_length is not None and declared_length.isdigit() and int(declared_length) > MAX_DRAINED_BYTES:
+        raise Refused(413, f"body over {MAX_BODY_BYTES} bytes")
+    parts: list[bytes] = []
+    received = 0
+    try:
+        async with asyncio.timeout(deadline_seconds):
+            # An oversized body is still read (up to a bound) and dropped: answering while the sender is still
+            # writing would close the connection under it, and it would see a reset instead of the 413.
+            async for chunk in chunks:
+                received += len(chunk)
+                if received <= MAX_BODY_BYTES:
+                    parts.append(chunk)
+                elif received > MAX_DRAINED_BYTES:
+                    break
+    except TimeoutError:
+        raise Refused(408, f"the body did not arrive within {deadline_seconds:g}s") from None
+    if received > MAX_BODY_BYTES:
+        raise Refused(413, f"body over {MAX_BODY_BYTES} bytes")
+    return b"".join(parts)
+
+
+def decoded(body: bytes, encoding: str) -> bytes:
+    """The body as sent, or gunzipped (some Segment-spec libraries compress); at most MAX_BODY_BYTES either way."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding != "gzip":
+        raise Refused(415, f"Content-Encoding {encoding[:40]!r} is not supported; send the body as is or gzipped")
+    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        # Bounded, so a small compressed body cannot expand into gigabytes here.
+        plain = decompressor.decompress(body, MAX_BODY_BYTES + 1)
+    except zlib.error as error:
+        raise Refused(400, f"body is not valid gzip: {error}") from None
+    if len(plain) > MAX_BODY_BYTES:
+        raise Refused(413, f"body over {MAX_BODY_BYTES} bytes once decompressed")
+    if not decompressor.eof:
+        raise Refused(400, "body is not valid gzip: it ends early")
+    if decompressor.unused_data:
+        raise Refused(400, "body has data after the end of its gzip stream")
+    return plain
+
+
+def parse(text: bytes) -> list[Any]:
+    """The events in a body: one event, or Segment's {"batch": [...]}."""
+    try:
+        document = json.loads(text, parse_int=parse_integer)
+    except RecursionError:
+        raise Refused(400, "body is not JSON the relay takes: nested too deeply") from None
+    except (UnicodeDecodeError, ValueError) as error:
+        raise Refused(400, f"body is not JSON: {str(error)[:200]}") from None
+    if isinstance(document, dict) and isinstance(document.get("batch"), list):
+        return list(document["batch"])
+    return [document]
+
+
+def convert(events: list[Any], visitor_rule: VisitorRule, selected: Any) -> Converted:
+    """Each event checked and converted to what is stored; refusals name the event's index and the field."""
+    result = Converted()
+    now_ms = time.time() * 1000
+    for index, event in enumerate(events):
+        try:
+            check_sendable(event)
+            pendo_body = track_body(event, visitor_rule)
+            check_time(pendo_body, now_ms)
+            if not evaluate_fql(selected, event):
+                result.skipped += 1
+                continue
+            result.events.append(NewEvent(message_id(event), TRACK, body_text(pendo_body), pendo_body["timestamp"]))
+        except RejectedEvent as error:
+            result.rejected.append({"index": index, "reason": str(error)})
+    return result

@@ -1,0 +1,51 @@
+"""`python -m generator relay`: the config and environment in, a running relay out."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from generator.config_loader import load_config
+from generator.errors import GeneratorError
+from generator.regions import track_events_url
+from generator.relay.app import RelaySettings, create_app
+from generator.relay.delivery import track_destination
+from generator.relay.outbox import SqliteOutbox
+from generator.relay.server import serve
+
+
+def run_relay(  # noqa: PLR0917  (the command's options, one to one)
+    config_path: Path,
+    host: str,
+    port: int,
+    db: Path,
+    pendo_url: str | None,
+    concurrency: int,
+    *,
+    private_details: bool = False,
+    prune_every_seconds: float = 600.0,
+    client_timeout_seconds: float = 10.0,
+) -> int:
+    """Serve until interrupted; GeneratorError (StorageError for the outbox) when it cannot start."""
+    config = load_config(config_path)
+    missing = [name for name in ("PENDO_TRACK_EVENT_SECRET", "RELAY_SHARED_SECRET") if not os.environ.get(name)]
+    if missing:
+        raise GeneratorError(f"set {' and '.join(missing)} in the environment; the relay will not run without them")
+    destination = track_destination(
+        pendo_url or track_events_url(config.pendo.region), os.environ["PENDO_TRACK_EVENT_SECRET"], concurrency
+    )
+    settings = RelaySettings(
+        os.environ["RELAY_SHARED_SECRET"],
+        [destination],
+        visitor_rule=config.on_load.visitor_id,
+        subscribe=config.webhook.subscribe if config.webhook else RelaySettings.subscribe,
+        private_details=private_details,
+        prune_every_seconds=prune_every_seconds,
+        client_timeout_seconds=client_timeout_seconds,
+    )
+    outbox = SqliteOutbox(db)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    print(f"relay on http://{host}:{port}/ → {destination.url} (outbox {db})", flush=True)
+    serve(create_app(outbox, settings), host, port, header_seconds=client_timeout_seconds)
+    return 0
