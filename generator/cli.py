@@ -79,6 +79,11 @@ def _make_parser() -> argparse.ArgumentParser:
         default="auto",
         help="auto (default): the esbuild binary, else the esbuild-py fallback",
     )
+    build.add_argument(
+        "--link-map",
+        action="store_true",
+        help="end segment-pendo.min.js with a sourceMappingURL line (the map itself is always written)",
+    )
     build.set_defaults(run=_run_build)
 
     check = commands.add_parser(
@@ -171,7 +176,7 @@ def _add_config_argument(command: argparse.ArgumentParser) -> None:
 def _run_build(arguments: argparse.Namespace) -> int:
     from generator.pipeline import build  # noqa: PLC0415  (keeps `--help` fast)
 
-    manifest = build(arguments.config, arguments.out, bundler=arguments.bundler)
+    manifest = build(arguments.config, arguments.out, bundler=arguments.bundler, link_map=arguments.link_map)
     for warning in manifest["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     _print_summary(manifest, arguments.out)

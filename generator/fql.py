@@ -13,6 +13,7 @@ only with parentheses: mixing them at one level is an error rather than a silent
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -322,7 +323,11 @@ def compile_fql(node: Node, literals: LiteralTable, event: str = "e") -> str:
         return "(" + joiner.join(compile_fql(operand, literals, event) for operand in node.operands) + ")"
     if isinstance(node, Not):
         return f"!{compile_fql(node.operand, literals, event)}"
-    actual = f"pathOf({event}, {literals.ref(list(node.field))})"
+    if len(node.field) == 1 and node.field[0] in ROOT_FIELDS:
+        # One of FQL's fixed top-level fields: its name is part of the grammar, not a config value.
+        actual = f"own({event}, {json.dumps(node.field[0])})"
+    else:
+        actual = f"pathOf({event}, {literals.ref(list(node.field))})"
     if isinstance(node, Function):
         negated = ", true" if node.negated else ""
         if node.name == "contains":

@@ -29,14 +29,19 @@ MANIFEST_NAME = "manifest.json"
 BundlerChoice = Literal["auto", "esbuild", "esbuild-py"]
 
 
-def build(config: Config | str | Path, out_dir: str | Path, *, bundler: BundlerChoice = "auto") -> dict[str, Any]:
-    """Build the drop-in script into out_dir and return the manifest; nothing is written on failure."""
+def build(
+    config: Config | str | Path, out_dir: str | Path, *, bundler: BundlerChoice = "auto", link_map: bool = False
+) -> dict[str, Any]:
+    """Build the drop-in script into out_dir and return the manifest; nothing is written on failure.
+
+    The source map is always written; the script links to it with link_map, and in debug builds.
+    """
     if not isinstance(config, Config):
         config = load_config(config)
     with tempfile.TemporaryDirectory(prefix="segment-pendo-") as work:
         source_dir = Path(work) / "src"
         modules = render(config, source_dir)
-        result = _bundle(source_dir, modules, config.build.target, bundler)
+        result = _bundle(source_dir, modules, config.build.target, bundler, link_map or config.build.debug)
         warning = double_tracking_warning(config)
         if warning:
             result.warnings.append(warning)
@@ -57,16 +62,19 @@ def build(config: Config | str | Path, out_dir: str | Path, *, bundler: BundlerC
     return manifest
 
 
-def _bundle(source_dir: Path, modules: list[Any], target: str, bundler: BundlerChoice) -> Bundle:
+def _bundle(source_dir: Path, modules: list[Any], target: str, bundler: BundlerChoice, link_map: bool) -> Bundle:
     if bundler == "esbuild-py":
-        return bundle_in_process(source_dir, modules)
+        return bundle_in_process(source_dir, modules, link_map=link_map)
     binary = find_esbuild()
     if binary is not None:
-        return bundle_with_esbuild(binary, source_dir, modules, target)
+        return bundle_with_esbuild(binary, source_dir, modules, target, link_map=link_map)
     if bundler == "esbuild":
         raise BundleError("no esbuild binary found: run `npm ci`, put esbuild on PATH or set ESBUILD_BINARY_PATH")
     return bundle_in_process(
-        source_dir, modules, reason="no esbuild binary found; run `npm ci` or set ESBUILD_BINARY_PATH"
+        source_dir,
+        modules,
+        reason="no esbuild binary found; run `npm ci` or set ESBUILD_BINARY_PATH",
+        link_map=link_map,
     )
 
 

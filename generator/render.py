@@ -53,6 +53,7 @@ def runtime_settings(config: Config) -> dict[str, Any]:
         "globalKey": config.source.resolved_global_key,
         "agentOptions": config.pendo.options.for_agent(),
         "consentCategories": config.consent.categories,
+        "forwardConsentUpdates": config.consent.forward_preference_events,
     }
 
 

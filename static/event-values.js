@@ -3,18 +3,16 @@
 
 export const hasOwn = Object.prototype.hasOwnProperty;
 
+// One own key of an object: what Segment's preset mappings compile to.
+export const own = (value, key) =>
+  value !== null && typeof value === 'object' && hasOwn.call(value, key) ? value[key] : undefined;
+
 // Own keys only: a path through "__proto__" or "constructor" finds nothing instead of a prototype.
 export function pathOf(root, segments) {
   let current = root;
   for (const segment of segments) {
     // Segment's engines read a string's length like an array's (an own property of arrays only).
-    if (typeof current === 'string' && segment === 'length') {
-      current = current.length;
-    } else if (current === null || typeof current !== 'object' || !hasOwn.call(current, segment)) {
-      return undefined;
-    } else {
-      current = current[segment];
-    }
+    current = typeof current === 'string' && segment === 'length' ? current.length : own(current, segment);
   }
   return current;
 }
@@ -48,14 +46,13 @@ const isText = (value) => typeof value === 'string';
 const isNumber = (value) => typeof value === 'number';
 
 // As in Segment's engine, a negated text test (!contains, !match) is still false when the field is not text.
-export const containsText = (value, text, negated) => isText(value) && (value.indexOf(text) !== -1) !== !!negated;
-export const startsWithText = (value, prefix, negated) => isText(value) && (value.slice(0, prefix.length) === prefix) !== !!negated;
-export const endsWithText = (value, suffix, negated) =>
-  isText(value) && (value.length >= suffix.length && value.slice(value.length - suffix.length) === suffix) !== !!negated;
+export const containsText = (value, text, negated) => isText(value) && value.includes(text) !== !!negated;
+export const startsWithText = (value, prefix, negated) => isText(value) && value.startsWith(prefix) !== !!negated;
+export const endsWithText = (value, suffix, negated) => isText(value) && value.endsWith(suffix) !== !!negated;
 export const lessThan = (value, limit) => isNumber(value) && value < limit;
 export const atMost = (value, limit) => isNumber(value) && value <= limit;
 export const greaterThan = (value, limit) => isNumber(value) && value > limit;
 export const atLeast = (value, limit) => isNumber(value) && value >= limit;
 export const numberEquals = (value, expected) => isNumber(value) && value === expected;
 export const numberDiffers = (value, expected) => isNumber(value) && value !== expected;
-export const isOneOf = (value, list) => isText(value) && list.indexOf(value) !== -1;
+export const isOneOf = (value, list) => isText(value) && list.includes(value);

@@ -9,59 +9,48 @@ export const MAX_QUEUED_CALLS = 500;
 export function installPendoStub(win) {
   const pendo = (win.pendo = win.pendo || {});
   for (const method of QUEUED_METHODS) {
-    if (typeof pendo[method] !== 'function') {
-      pendo[method] = (...args) => enqueue(pendo, [method, ...args]);
-    }
+    pendo[method] =
+      pendo[method] ||
+      ((...args) => {
+        const queue = (pendo._q = pendo._q || []);
+        // initialize must run before anything else it queued behind, as in Pendo's own snippet.
+        queue[method === 'initialize' ? 'unshift' : 'push']([method, ...args]);
+        if (queue.length > MAX_QUEUED_CALLS) {
+          queue.splice(queue[0][0] === 'initialize' ? 1 : 0, 1);
+        }
+      });
   }
   return pendo;
 }
 
-function enqueue(pendo, call) {
-  const queue = (pendo._q = pendo._q || []);
-  // initialize must run before anything else it queued behind, as in Pendo's own snippet.
-  if (call[0] === 'initialize') {
-    queue.unshift(call);
-  } else {
-    queue.push(call);
-  }
-  if (queue.length > MAX_QUEUED_CALLS) {
-    queue.splice(queue[0][0] === 'initialize' ? 1 : 0, 1);
-  }
-}
-
-const AGENT_SCRIPT = /\/agent\/static\/[^?#]*\/pendo\.js([?#]|$)/;
-
+// An agent, or its script tag: https://<host>/agent/static/<api key>/pendo.js.
 export function agentAlreadyOnPage(win, doc) {
   const pendo = win.pendo;
   return (
-    !!(pendo && (pendo.VERSION || typeof pendo.getVisitorId === 'function')) ||
-    Array.prototype.some.call(doc.scripts, (script) => AGENT_SCRIPT.test(script.src))
+    !!(pendo && (pendo.VERSION || pendo.getVisitorId)) ||
+    !!doc.querySelector('script[src*="/agent/static/"][src*="/pendo.js"]')
   );
 }
 
 export function injectAgentScript(doc, url, nonce) {
+  // A script added this way is async already.
   const script = doc.createElement('script');
-  script.async = true;
   if (nonce) {
     script.nonce = nonce;
   }
   script.src = url;
-  const firstScript = doc.scripts[0];
-  if (firstScript && firstScript.parentNode) {
-    firstScript.parentNode.insertBefore(script, firstScript);
-  } else {
-    (doc.head || doc.documentElement).appendChild(script);
-  }
+  (doc.head || doc.documentElement).appendChild(script);
 }
 
-export function pendoIsInitialized(pendo) {
+// Whether the page initialized Pendo itself: the agent is ready, or an initialize waits in its queue.
+export function pendoStarted(pendo) {
   try {
-    return pendo.isReady() === true;
+    if (pendo.isReady()) {
+      return true;
+    }
   } catch (error) {
-    return false;
+    // A stub or a broken agent has no usable isReady.
   }
-}
-
-export function initializeIsQueued(pendo) {
-  return Array.isArray(pendo._q) && pendo._q.some((call) => Array.isArray(call) && call[0] === 'initialize');
+  const queue = pendo._q;
+  return Array.isArray(queue) && queue.some((call) => !!call && call[0] === 'initialize');
 }
