@@ -22,6 +22,7 @@ from generator.literals import LiteralTable
 from generator.mapping import MISSING, resolve_path
 
 ROOT_FIELDS = ("type", "event", "name", "userId")
+EVENT_TYPES = ("track", "identify", "group", "page", "screen", "alias")
 NESTED_ROOTS = ("properties", "traits", "context")
 ORDERING = ("<", "<=", ">", ">=")
 
@@ -355,6 +356,9 @@ def _compile_compare(node: Compare, actual: str, literals: LiteralTable) -> str:
         return f"{'' if negate else '!'}isPresent({actual})"
     if kind in ("order", "number"):
         return f"{_NUMBER_HELPERS[node.operator]}({actual}, {literals.ref(expected)})"
+    if node.field == ("type",) and expected in EVENT_TYPES:
+        # Segment's event types are part of the spec, not config values: compared in the code itself.
+        return f"({actual} {'!==' if negate else '==='} {json.dumps(expected)})"
     return f"({actual} {'!==' if negate else '==='} {literals.ref(expected)})"
 
 

@@ -1,6 +1,6 @@
 // Calls connect(client) with window[globalKey] now and each time the global is next assigned (by a
 // snippet that comes after this script, or by an SDK that replaces the snippet's queue with
-// itself), until it returns true. Until then the global is an accessor that holds the value
+// itself), until it returns something truthy. Until then the global is an accessor that holds the value
 // assigned to it; once connected, it is an ordinary global again. Exceptions stay here: from a
 // setter they would surface in the page.
 export function lookUpClient(win, globalKey, connect) {

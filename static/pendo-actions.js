@@ -1,7 +1,7 @@
 // What each action sends to Pendo, given the fields its subscription's mapping produced: at most
 // one call, made through send(method, ...arguments). stored reads what the client remembers; it is
 // read only when the event itself lacks what is needed, because each read parses cookies and storage.
-import { hasOwn } from './event-values.js';
+import { own } from './event-values.js';
 import { asPendoId, isPlainObject, pendoData, visitorIdFor, withId } from './pendo-data.js';
 
 const currentVisitorId = (e, stored) =>
@@ -24,10 +24,8 @@ export function identifyCall(send, stored, e, visitorId, visitorData, accountId,
 
 // account is a fresh sanitized copy, so deleting from it touches nothing of the page's; the walk
 // follows own keys only, so a path through "__proto__" never reaches a shared prototype.
-function removePath(holder, path) {
-  for (let index = 0; index < path.length - 1 && isPlainObject(holder); index += 1) {
-    holder = hasOwn.call(holder, path[index]) ? holder[path[index]] : null;
-  }
+function removePath(data, path) {
+  const holder = path.slice(0, -1).reduce((value, key) => isPlainObject(value) && own(value, key), data);
   if (isPlainObject(holder)) {
     delete holder[path[path.length - 1]];
   }

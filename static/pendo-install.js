@@ -1,6 +1,6 @@
 // The agent replays calls made on these stub methods once it has loaded. The list matches
 // METHODS_TO_CAPTURE in @pendo/agent; the usual snippets omit clearSession, which then throws.
-const QUEUED_METHODS = ['initialize', 'identify', 'updateOptions', 'pageLoad', 'track', 'clearSession'];
+const QUEUED_METHODS = 'initialize identify updateOptions pageLoad track clearSession'.split(' ');
 
 // While the agent is blocked or slow, calls wait in pendo._q; this bound keeps a blocked
 // agent from growing that queue for as long as the page stays open.

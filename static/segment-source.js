@@ -38,47 +38,43 @@ export function hookIntoClient(win, globalKey, onReady, onEvent, onReset) {
     }
     onEvent(event);
   });
+  const connect = guarded((context, instance) => {
+    analytics = instance;
+    // A group call that skips this destination (integrations) still changes the stored group.
+    instance.on('group', (id) => {
+      groupId = id;
+    });
+    instance.on(
+      'reset',
+      guarded(() => {
+        groupId = null;
+        if (onReset) {
+          onReset();
+        }
+      }),
+    );
+    if (instance.initialized) {
+      onReady();
+    } else {
+      instance.on('initialize', guarded(onReady));
+    }
+  });
   const plugin = {
     name: 'Pendo Web (segment-pendo)',
     alternativeNames: ['Pendo', 'Pendo Web (Actions)'],
     type: 'destination',
     version: '1.0.0',
     isLoaded: () => true,
-    load: guarded((context, instance) => {
-      analytics = instance;
-      // A group call that skips this destination (integrations) still changes the stored group.
-      instance.on('group', (id) => {
-        groupId = id;
-      });
-      instance.on(
-        'reset',
-        guarded(() => {
-          groupId = null;
-          if (onReset) {
-            onReset();
-          }
-        }),
-      );
-      if (instance.initialized) {
-        onReady();
-      } else {
-        instance.on('initialize', guarded(onReady));
-      }
-    }),
+    // analytics.js may chain on the promise load returns.
+    load: (context, instance) => Promise.resolve(connect(context, instance)),
     track: deliver,
     identify: deliver,
     group: deliver,
     page: deliver,
   };
-  // The snippet's queue (an array) or a loaded analytics.js 2.0: either takes the registration.
-  lookUpClient(win, globalKey, (client) => {
-    if (Array.isArray(client)) {
-      client.push(['register', plugin]);
-    } else if (client && typeof client.register === 'function') {
-      client.register(plugin).catch(() => {});
-    } else {
-      return false;
-    }
-    return true;
-  });
+  // The snippet's queue (an array) or a loaded analytics.js 2.0 takes the registration (each answers
+  // with something truthy). analytics.js catches a destination's failure to load itself.
+  lookUpClient(win, globalKey, (client) =>
+    Array.isArray(client) ? client.push(['register', plugin]) : !!client && !!client.register && client.register(plugin),
+  );
 }

@@ -6,7 +6,7 @@ import { pageCall } from './pendo-actions.js';
 
 export function pageSubscriptions(e, send) {
   // subscriptions[3]
-  if (((own(e, "type") === L[17]) && (pathOf(e, L[18]) === L[19]))) {
+  if (((own(e, "type") === "page") && (pathOf(e, L[15]) === L[16]))) {
     pageCall(send, (own(own(e, "properties"), "url") ?? own(own(own(e, "context"), "page"), "url")));
   }
 }

@@ -6,7 +6,7 @@ import { trackCall } from './pendo-actions.js';
 
 export function trackSubscriptions(e, send) {
   // subscriptions[0]
-  if (((own(e, "type") === L[0]) && (startsWithText(own(e, "event"), L[1]) || (own(e, "event") === L[2])) && !containsText(own(e, "event"), L[3])) && !isOneOf(own(e, "event"), L[4])) {
-    trackCall(send, own(e, "event"), own(e, "properties"), undefined, L[5]);
+  if (((own(e, "type") === "track") && (startsWithText(own(e, "event"), L[0]) || (own(e, "event") === L[1])) && !containsText(own(e, "event"), L[2])) && !isOneOf(own(e, "event"), L[3])) {
+    trackCall(send, own(e, "event"), own(e, "properties"), undefined, L[4]);
   }
 }

@@ -15,7 +15,6 @@ function start(win, doc) {
     return;
   }
   win[INSTALLED] = true;
-  const nonce = null;
   let initialized = false;
 
   // One Pendo call; a broken agent must not break the page or the calls after this one.
@@ -31,7 +30,7 @@ function start(win, doc) {
     if (agentAlreadyOnPage(win, doc)) {
       return;
     }
-    const inject = () => injectAgentScript(doc, agentUrl, nonce);
+    const inject = () => injectAgentScript(doc, agentUrl);
     // The agent starts only once the page has loaded anyway; requesting it after the load event
     // keeps a slow or hanging Pendo CDN from holding up the page's own load event.
     if (doc.readyState === 'complete') {
