@@ -176,8 +176,8 @@ def compile_mapping(value: Any, literals: LiteralTable, event: str = "e", *, inl
         return "[" + ", ".join(compile_part(item) for item in value) + "]"
     directive = next((key for key in value if str(key).startswith("@")), None)
     if directive is None:
-        pairs = [f"{literals.ref(key)}, {compile_part(item)}" for key, item in value.items()]
-        return f"objectOf([{', '.join(pairs)}])"
+        pairs = [f"[{literals.ref(key)}]: {compile_part(item)}" for key, item in value.items()]
+        return f"objectOf({{{', '.join(pairs)}}})"
     argument = value[directive]
     if directive == "@path":
         return _compile_path(mapping_path(argument), literals, event, inline_keys=inline_keys)

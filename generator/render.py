@@ -53,7 +53,6 @@ def runtime_settings(config: Config) -> dict[str, Any]:
         "globalKey": config.source.resolved_global_key,
         "agentOptions": config.pendo.options.for_agent(),
         "consentCategories": config.consent.categories,
-        "forwardConsentUpdates": config.consent.forward_preference_events,
     }
 
 

@@ -3,34 +3,32 @@
 // calls still waiting for the agent are dropped and a loaded agent stops sending.
 
 import { own } from './event-values.js';
+import { isPlainObject } from './pendo-data.js';
 
-// Segment's consent wrapper tracks this event whenever the visitor changes their choice.
-export const PREFERENCE_EVENT = 'Segment Consent Preference Updated';
+// Segment's consent wrapper tracks this event whenever the visitor changes their choice; Pendo
+// gets it only when [consent] forward_preference_events says so.
+export const isPreferenceEvent = (event) => event.event === 'Segment Consent Preference Updated';
 
-// Returns allows(event). send makes a Pendo call; onGrant runs on each change to granted, once the
+// Returns granted(event). send makes a Pendo call; onGrant runs on each change to granted, once the
 // agent sends again.
-export function consentGate(win, categories, forwardPreferenceEvents, send, onGrant) {
+export function consentGate(win, categories, send, onGrant) {
   let granted = false;
   return (event) => {
     const preferences = own(own(own(event, 'context'), 'consent'), 'categoryPreferences');
     // An event without preferences leaves the state as it was.
-    const now =
-      preferences && typeof preferences === 'object'
-        ? categories.every((category) => preferences[category] === true)
-        : granted;
+    const now = isPlainObject(preferences) ? categories.every((category) => preferences[category] === true) : granted;
     if (now !== granted) {
       granted = now;
+      send(now ? 'startSendingEvents' : 'stopSendingEvents');
       if (now) {
-        send('startSendingEvents');
         onGrant();
       } else {
         const queue = (win.pendo || {})._q;
         if (queue) {
           queue.length = 0;
         }
-        send('stopSendingEvents');
       }
     }
-    return granted && (forwardPreferenceEvents || event.event !== PREFERENCE_EVENT);
+    return granted;
   };
 }

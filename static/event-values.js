@@ -8,30 +8,23 @@ export const own = (value, key) =>
   value !== null && typeof value === 'object' && hasOwn.call(value, key) ? value[key] : undefined;
 
 // Own keys only: a path through "__proto__" or "constructor" finds nothing instead of a prototype.
-export function pathOf(root, segments) {
-  let current = root;
-  for (const segment of segments) {
-    // Segment's engines read a string's length like an array's (an own property of arrays only).
-    current = typeof current === 'string' && segment === 'length' ? current.length : own(current, segment);
-  }
-  return current;
-}
+// Segment's engines read a string's length like an array's (an own property of arrays only).
+export const pathOf = (root, segments) =>
+  segments.reduce(
+    (current, segment) =>
+      typeof current === 'string' && segment === 'length' ? current.length : own(current, segment),
+    root,
+  );
 
-// Builds an object from [key, value, key, value, ...], leaving out undefined values. Keys are
-// defined rather than assigned, so a key named "__proto__" stays an ordinary property.
-export function objectOf(pairs) {
-  const result = {};
-  for (let index = 0; index < pairs.length; index += 2) {
-    if (pairs[index + 1] !== undefined) {
-      Object.defineProperty(result, pairs[index], {
-        value: pairs[index + 1],
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
+// A mapped object, written as an object literal with computed keys (so that a key named "__proto__"
+// is an ordinary own property, not the prototype), without its undefined values.
+export function objectOf(object) {
+  for (const key of Object.keys(object)) {
+    if (object[key] === undefined) {
+      delete object[key];
     }
   }
-  return result;
+  return object;
 }
 
 export const templateOf = (parts) => parts.map((part) => (part === undefined || part === null ? '' : String(part))).join('');

@@ -25,11 +25,9 @@ export const isPlainObject = (value) => value !== null && typeof value === 'obje
 export function pendoValue(value, depth, ancestors, keep) {
   const type = typeof value;
   if (type !== 'object' || value === null) {
-    return type === 'string'
-      ? value.slice(0, MAX_TEXT)
-      : type === 'boolean' || value === null || (type === 'number' && isFinite(value))
-        ? value
-        : undefined;
+    // isFinite passes finite numbers, booleans and null, and fails undefined; for a symbol or a bigint it
+    // throws, which leaves the value out like the getter that throws below.
+    return type === 'string' ? value.slice(0, MAX_TEXT) : type !== 'function' && isFinite(value) ? value : undefined;
   }
   if (depth >= MAX_DEPTH || ancestors.includes(value)) {
     return undefined;

@@ -4,14 +4,14 @@ const QUEUED_METHODS = 'initialize identify updateOptions pageLoad track clearSe
 
 // While the agent is blocked or slow, calls wait in pendo._q; this bound keeps a blocked
 // agent from growing that queue for as long as the page stays open.
-export const MAX_QUEUED_CALLS = 500;
+const MAX_QUEUED_CALLS = 500;
 
 export function installPendoStub(win) {
   const pendo = (win.pendo = win.pendo || {});
   for (const method of QUEUED_METHODS) {
-    pendo[method] =
-      pendo[method] ||
-      ((...args) => {
+    // This runs before every Pendo call, so it writes only what is missing.
+    pendo[method] ||
+      (pendo[method] = (...args) => {
         const queue = (pendo._q = pendo._q || []);
         // initialize must run before anything else it queued behind, as in Pendo's own snippet.
         queue[method === 'initialize' ? 'unshift' : 'push']([method, ...args]);

@@ -63,7 +63,6 @@ export function hookIntoClient(win, globalKey, onReady, onEvent, onReset) {
     name: 'Pendo Web (segment-pendo)',
     alternativeNames: ['Pendo', 'Pendo Web (Actions)'],
     type: 'destination',
-    version: '1.0.0',
     isLoaded: () => true,
     // analytics.js may chain on the promise load returns.
     load: (context, instance) => Promise.resolve(connect(context, instance)),

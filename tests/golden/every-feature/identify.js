@@ -8,6 +8,6 @@ import { stored } from './segment-source.js';
 export function identifySubscriptions(e, send) {
   // subscriptions[1]
   if (((own(e, "type") === "identify") && (pathOf(e, L[5]) !== L[6]))) {
-    identifyCall(send, stored, e, own(e, "userId"), objectOf([L[7], templateOf([pathOf(e, L[8]), L[9], pathOf(e, L[10])]), L[11], pathOf(e, L[12]), L[13], pathOf(e, L[5])]), (own(own(e, "context"), "groupId") ?? own(e, "groupId")), undefined, L[14], true);
+    identifyCall(send, stored, e, own(e, "userId"), objectOf({[L[7]]: templateOf([pathOf(e, L[8]), L[9], pathOf(e, L[10])]), [L[11]]: pathOf(e, L[12]), [L[13]]: pathOf(e, L[5])}), (own(own(e, "context"), "groupId") ?? own(e, "groupId")), undefined, L[14], true);
   }
 }

@@ -6,5 +6,4 @@ export const agentNonce = null;
 export const globalKey = "rudderanalytics";
 export const agentOptions = {};
 export const consentCategories = [];
-export const forwardConsentUpdates = false;
 export const L = ["Send Track Event", "Send Identify Event", "Send Group Event"];
