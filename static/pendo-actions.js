@@ -11,7 +11,7 @@ export function identifyCall(send, stored, e, visitorId, visitorData, accountId,
   visitorId = asPendoId(visitorId) || currentVisitorId(e, stored);
   if (visitorId) {
     const identity = { visitor: withId(pendoData(visitorData, allow, deny), visitorId) };
-    accountId = asPendoId(accountId) || (noFallback ? null : asPendoId(stored.groupId_()));
+    accountId = asPendoId(accountId) || (!noFallback && asPendoId(stored.groupId_()));
     if (accountId) {
       identity.account =
         withAccountTraits && accountId === asPendoId(stored.groupId_())

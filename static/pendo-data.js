@@ -11,7 +11,7 @@ const MAX_KEYS = 500;
 export const asPendoId = (value) =>
   typeof value === 'number'
     ? isFinite(value) && String(value)
-    : typeof value === 'string' && !!value.trim() && value.length <= MAX_TEXT && value;
+    : typeof value === 'string' && value.trim() && value.length <= MAX_TEXT && value;
 
 export const visitorIdFor = (userId, anonymousId) =>
   asPendoId(userId) || (asPendoId(anonymousId) && ANONYMOUS_PREFIX + anonymousId);
@@ -21,15 +21,16 @@ export const isPlainObject = (value) => value !== null && typeof value === 'obje
 // A JSON-safe copy: strings cut to MAX_TEXT, non-finite numbers, functions and symbols dropped,
 // Dates as ISO text, cycles and anything past MAX_DEPTH or MAX_KEYS left out, a getter that throws
 // read as nothing. "__proto__" keys are skipped: assigning one would swap the copy's prototype.
-// keep(key), when given, picks the top level's keys, so that filtering costs no second copy.
-export function pendoValue(value, depth, ancestors, keep) {
+// ancestors holds the objects being copied around this one (so its length is the depth). keep(key),
+// when given, picks the top level's keys, so that filtering costs no second copy.
+export function pendoValue(value, ancestors, keep) {
   const type = typeof value;
   if (type !== 'object' || value === null) {
     // isFinite passes finite numbers, booleans and null, and fails undefined; for a symbol or a bigint it
     // throws, which leaves the value out like the getter that throws below.
     return type === 'string' ? value.slice(0, MAX_TEXT) : type !== 'function' && isFinite(value) ? value : undefined;
   }
-  if (depth >= MAX_DEPTH || ancestors.includes(value)) {
+  if (ancestors.length >= MAX_DEPTH || ancestors.includes(value)) {
     return undefined;
   }
   if (value instanceof Date) {
@@ -47,7 +48,7 @@ export function pendoValue(value, depth, ancestors, keep) {
     let item;
     if (key !== '__proto__' && (!keep || keep(key))) {
       try {
-        item = pendoValue(value[key], depth + 1, ancestors);
+        item = pendoValue(value[key], ancestors);
       } catch {
         // A getter that threw: nothing to send.
       }
@@ -66,7 +67,7 @@ export function pendoValue(value, depth, ancestors, keep) {
 export function pendoData(source, allow, deny) {
   const copy =
     isPlainObject(source) &&
-    pendoValue(source, 0, [], (key) => (!allow || allow.includes(key)) && !(deny && deny.includes(key)));
+    pendoValue(source, [], (key) => (!allow || allow.includes(key)) && !(deny && deny.includes(key)));
   return typeof copy === 'object' ? copy : {};
 }
 

@@ -23,23 +23,31 @@ export function installPendoStub(win) {
   return pendo;
 }
 
-// An agent, or its script tag: https://<host>/agent/static/<api key>/pendo.js.
-export function agentAlreadyOnPage(win, doc) {
+// Adds the agent's script tag, unless the page has an agent (or its tag:
+// https://<host>/agent/static/<api key>/pendo.js) already. The agent starts only once the page has
+// loaded anyway, so the tag is added after the load event, which a slow or hanging Pendo CDN then
+// cannot hold up; immediately (initializeImmediately) adds it at once.
+export function requestAgent(win, doc, url, nonce, immediately) {
   const pendo = win.pendo;
-  return (
-    !!(pendo && (pendo.VERSION || pendo.getVisitorId)) ||
-    !!doc.querySelector('script[src*="/agent/static/"][src*="/pendo.js"]')
-  );
-}
-
-export function injectAgentScript(doc, url, nonce) {
-  // A script added this way is async already.
-  const script = doc.createElement('script');
-  if (nonce) {
-    script.nonce = nonce;
+  if (
+    !(pendo && (pendo.VERSION || pendo.getVisitorId)) &&
+    !doc.querySelector('script[src*="/agent/static/"][src*="/pendo.js"]')
+  ) {
+    const inject = () => {
+      // A script added this way is async already.
+      const script = doc.createElement('script');
+      if (nonce) {
+        script.nonce = nonce;
+      }
+      script.src = url;
+      (doc.head || doc.documentElement).appendChild(script);
+    };
+    if (immediately || doc.readyState === 'complete') {
+      inject();
+    } else {
+      win.addEventListener('load', inject);
+    }
   }
-  script.src = url;
-  (doc.head || doc.documentElement).appendChild(script);
 }
 
 // Whether the page initialized Pendo itself: the agent is ready, or an initialize waits in its queue.
@@ -52,5 +60,5 @@ export function pendoStarted(pendo) {
     // A stub or a broken agent has no usable isReady.
   }
   const queue = pendo._q;
-  return Array.isArray(queue) && queue.some((call) => !!call && call[0] === 'initialize');
+  return Array.isArray(queue) && queue.some((call) => call && call[0] === 'initialize');
 }

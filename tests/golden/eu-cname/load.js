@@ -17,8 +17,12 @@ export function identityAtLoad() {
   return identity;
 }
 
-// The visitor after analytics.reset(): the client's new anonymous id, where the config uses one.
-export function visitorAfterReset() {
+// After analytics.reset(): Pendo's session ends, and the visitor becomes the client's new anonymous
+// id where the config uses one.
+export function clearSession(send) {
+  send('clearSession');
   const visitorId = visitorIdFor(null, stored.anonymousId_());
-  return visitorId && { visitor: { id: visitorId } };
+  if (visitorId) {
+    send('identify', { visitor: { id: visitorId } });
+  }
 }
