@@ -16,17 +16,14 @@ export function consentGate(win, categories, send, onGrant) {
   return (event) => {
     const preferences = own(own(own(event, 'context'), 'consent'), 'categoryPreferences');
     // An event without preferences leaves the state as it was.
-    const now = isPlainObject(preferences) ? categories.every((category) => preferences[category] === true) : granted;
-    if (now !== granted) {
-      granted = now;
-      send(now ? 'startSendingEvents' : 'stopSendingEvents');
-      if (now) {
+    if (isPlainObject(preferences) && categories.every((category) => preferences[category] === true) !== granted) {
+      granted = !granted;
+      send(granted ? 'startSendingEvents' : 'stopSendingEvents');
+      if (granted) {
         onGrant();
       } else {
-        const queue = (win.pendo || {})._q;
-        if (queue) {
-          queue.length = 0;
-        }
+        // Calls still waiting for the agent are dropped.
+        ((win.pendo || {})._q || []).length = 0;
       }
     }
     return granted;

@@ -27,7 +27,8 @@ export function objectOf(object) {
   return object;
 }
 
-export const templateOf = (parts) => parts.map((part) => (part === undefined || part === null ? '' : String(part))).join('');
+// join reads undefined and null as empty text, and anything else as String(part) does.
+export const templateOf = (parts) => parts.join('');
 
 export const isPresent = (value) => value !== undefined && value !== null;
 

@@ -59,7 +59,7 @@ export function trackCall(send, name, metadata, allow, deny) {
 }
 
 export function pageCall(send, url) {
-  if (typeof url === 'string' && url !== '') {
+  if (typeof url === 'string' && url) {
     send('pageLoad', url);
   }
 }
