@@ -15,8 +15,13 @@ export function installPendoStub(win) {
         const queue = (pendo._q = pendo._q || []);
         // initialize must run before anything else it queued behind, as in Pendo's own snippet.
         queue[method === 'initialize' ? 'unshift' : 'push']([method, ...args]);
+        // Over the bound, the oldest call goes (after initialize, which is kept): shift() takes
+        // constant time where splice() moves the whole queue, on every call while the agent is away.
         if (queue.length > MAX_QUEUED_CALLS) {
-          queue.splice(queue[0][0] === 'initialize' ? 1 : 0, 1);
+          if (queue[0][0] === 'initialize') {
+            queue[1] = queue[0];
+          }
+          queue.shift();
         }
       });
   }

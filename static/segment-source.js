@@ -74,6 +74,6 @@ export function hookIntoClient(win, globalKey, onReady, onEvent, onReset) {
   // The snippet's queue (an array) or a loaded analytics.js 2.0 takes the registration (each answers
   // with something truthy). analytics.js catches a destination's failure to load itself.
   lookUpClient(win, globalKey, (client) =>
-    Array.isArray(client) ? client.push(['register', plugin]) : !!client && !!client.register && client.register(plugin),
+    Array.isArray(client) ? client.push(['register', plugin]) : client && client.register && client.register(plugin),
   );
 }
