@@ -22,7 +22,9 @@ CONFIG = Path(__file__).parent / "configs" / "minimal.toml"
 EVERY_FEATURE = Path(__file__).parent / "configs" / "every-feature.toml"
 # The decided budgets (issue #13), in gzip bytes at level 9 as the manifest measures them.
 DEFAULT_GZIP_BUDGET = 2_000
-EVERY_FEATURE_GZIP_BUDGET = 2_700
+EVERY_FEATURE_GZIP_BUDGET = 2_500
+# Where the every-feature script stands until it meets its budget: it may not grow meanwhile.
+EVERY_FEATURE_GZIP_NOW = 2_640
 
 
 @pytest.fixture
@@ -67,7 +69,16 @@ def test_a_linked_map_build_names_the_map_and_an_ordinary_one_still_writes_it(tm
 
 
 @pytest.mark.parametrize(
-    ("config", "budget"), [(CONFIG, DEFAULT_GZIP_BUDGET), (EVERY_FEATURE, EVERY_FEATURE_GZIP_BUDGET)]
+    ("config", "budget"),
+    [
+        (CONFIG, DEFAULT_GZIP_BUDGET),
+        (EVERY_FEATURE, EVERY_FEATURE_GZIP_NOW),
+        pytest.param(
+            EVERY_FEATURE,
+            EVERY_FEATURE_GZIP_BUDGET,
+            marks=pytest.mark.xfail(strict=True, reason="every-feature is 2,637 B gzip, 137 B over its budget"),
+        ),
+    ],
 )
 def test_the_scripts_stay_within_their_gzip_budgets(tmp_path: Path, config: Path, budget: int) -> None:
     manifest = build(config, tmp_path, bundler="esbuild")
