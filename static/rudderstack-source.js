@@ -43,6 +43,9 @@ export const stored = {
   groupTraits_: () => read(sdk, 'getGroupTraits'),
 };
 
+// The loaded SDK, for optional feature modules that call it (null before it has loaded).
+export const loadedClient = () => sdk;
+
 // onReady runs once the SDK has loaded (and again when it says it is ready), onEvent for each call,
 // onReset after reset(); none of them may throw into the page or the SDK.
 export function hookIntoClient(win, globalKey, onReady, onEvent, onReset) {

@@ -15,6 +15,9 @@ export const stored = {
   groupTraits_: () => analytics.group().traits(),
 };
 
+// The loaded analytics.js instance, for optional feature modules that call it (undefined before load).
+export const loadedClient = () => analytics;
+
 // Hooks into analytics.js 2.0 as a destination plugin, registered through the snippet's queue (an
 // array) or on the loaded instance. A destination plugin sees each event once, after every source
 // middleware (consent stamping included) has run, and honours the integrations object like any
