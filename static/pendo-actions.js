@@ -24,12 +24,8 @@ export function identifyCall(send, stored, e, visitorId, visitorData, accountId,
 
 // account is a fresh sanitized copy, so deleting from it touches nothing of the page's; the walk
 // follows own keys only, so a path through "__proto__" never reaches a shared prototype.
-function removePath(data, path) {
-  const holder = path.slice(0, -1).reduce((value, key) => isPlainObject(value) && own(value, key), data);
-  if (isPlainObject(holder)) {
-    delete holder[path[path.length - 1]];
-  }
-}
+const removePath = (holder, [key, ...rest]) =>
+  isPlainObject(holder) && (rest.length ? removePath(own(holder, key), rest) : delete holder[key]);
 
 export function groupCall(send, stored, e, visitorId, accountId, accountData, parent, parentPathInAccountData, allow, deny) {
   accountId = asPendoId(accountId);

@@ -72,7 +72,4 @@ export function pendoData(source, allow, deny) {
 }
 
 // The id is set last, so a trait named "id" never replaces the Pendo id.
-export function withId(data, id) {
-  data.id = id;
-  return data;
-}
+export const withId = (data, id) => ((data.id = id), data);
