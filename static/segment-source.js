@@ -34,8 +34,7 @@ export function hookIntoClient(win, globalKey, onReady, onEvent, onReset) {
     }
     return context;
   };
-  const deliver = guarded((context) => {
-    const event = context.event;
+  const deliver = guarded(({ event }) => {
     if (event.type === 'group') {
       groupId = event.groupId;
     }

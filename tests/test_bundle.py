@@ -24,7 +24,7 @@ EVERY_FEATURE = Path(__file__).parent / "configs" / "every-feature.toml"
 DEFAULT_GZIP_BUDGET = 2_000
 EVERY_FEATURE_GZIP_BUDGET = 2_500
 # Where the every-feature script stands until it meets its budget: it may not grow meanwhile.
-EVERY_FEATURE_GZIP_NOW = 2_630
+EVERY_FEATURE_GZIP_NOW = 2_625
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_a_linked_map_build_names_the_map_and_an_ordinary_one_still_writes_it(tm
         pytest.param(
             EVERY_FEATURE,
             EVERY_FEATURE_GZIP_BUDGET,
-            marks=pytest.mark.xfail(strict=True, reason="every-feature is 2,625 B gzip, 125 B over its budget"),
+            marks=pytest.mark.xfail(strict=True, reason="every-feature is 2,622 B gzip, 122 B over its budget"),
         ),
     ],
 )
