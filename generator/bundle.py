@@ -25,6 +25,8 @@ NO_ESBUILD = (
     f"or run `npm install --save-exact esbuild@{PINNED_ESBUILD_VERSION}` in this folder, or set ESBUILD_BINARY_PATH "
     "to an esbuild binary; or pass --bundler esbuild-py for a build that is not minified"
 )
+# Internal property names end in "_" (a naming convention), so the minified build may shorten them.
+MANGLED_PROPERTIES = "_$"
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,14 @@ def esbuild_version(binary: Path) -> str:
     return _run([str(binary), "--version"], cwd=None).strip()
 
 
-def bundle_with_esbuild(binary: Path, source_dir: Path, modules: list[RenderedModule], target: str) -> Bundle:
-    """Bundle with the official binary: readable and minified IIFEs, and a source map of the minified one."""
+def bundle_with_esbuild(
+    binary: Path, source_dir: Path, modules: list[RenderedModule], target: str, *, link_map: bool = False
+) -> Bundle:
+    """Bundle with the official binary: readable and minified IIFEs, and a source map of the minified one.
+
+    The map is always written; the minified script names it in a `//# sourceMappingURL` line only with
+    link_map (the served script carries no bytes for debugging tools otherwise).
+    """
     out_dir = source_dir / "_out"
     common = [
         str(binary),
@@ -88,7 +96,16 @@ def bundle_with_esbuild(binary: Path, source_dir: Path, modules: list[RenderedMo
     ]
     try:
         _run([*common, f"--outfile={out_dir / READABLE_NAME}"], cwd=source_dir)
-        _run([*common, "--minify", "--sourcemap", f"--outfile={out_dir / MINIFIED_NAME}"], cwd=source_dir)
+        _run(
+            [
+                *common,
+                "--minify",
+                f"--mangle-props={MANGLED_PROPERTIES}",
+                "--sourcemap" if link_map else "--sourcemap=external",
+                f"--outfile={out_dir / MINIFIED_NAME}",
+            ],
+            cwd=source_dir,
+        )
     except BundleError as error:
         raise BundleError(_name_origins(str(error), modules)) from None
     source_map = _relabel_sources((out_dir / SOURCE_MAP_NAME).read_text(), modules)

@@ -6,6 +6,7 @@ as JSON; the expressions themselves hold only helper names, operators and `L[n]`
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,9 @@ from generator.literals import LiteralTable
 from generator.mapping import compile_mapping, mapping_path
 
 EVENT = "e"
+UNDEFINED = "undefined"
+# What each action's function in static/pendo-actions.js takes after send and its mapped fields.
+LEADING_ARGUMENTS = {"identify": ["stored", EVENT], "group": ["stored", EVENT], "track": [], "page": []}
 
 
 @dataclass(frozen=True)
@@ -28,11 +32,18 @@ class CompiledSubscription:
     label: str
     predicate: str
     fields: dict[str, str]
-    allow_keys: str
-    deny_keys: str
-    account_traits: bool
-    account_fallback: bool
-    parent_path_in_account_data: str | None
+    trailing: list[str]
+
+    def call_arguments(self, debug: bool) -> str:
+        """The arguments after send of the action's call: leading ones, the mapped fields, then options.
+
+        Options left at their defaults are left off the end. Debug builds pass the fields of `mapped`.
+        """
+        fields = [f"mapped.{name}" if debug else expression for name, expression in self.fields.items()]
+        trailing = list(self.trailing)
+        while trailing and trailing[-1] == UNDEFINED:
+            trailing.pop()
+        return ", ".join([*LEADING_ARGUMENTS[self.action], *fields, *trailing])
 
 
 @dataclass
@@ -51,9 +62,23 @@ class CompiledConfig:
         """JavaScript that reads a config value from the literal table."""
         return self.literals.ref(value)
 
-    def key_filter(self, keys: KeyFilter) -> tuple[str, str]:
-        """(allow, deny) references for a key filter; allow is `null` when every key may pass."""
-        return self.ref(keys.allow), self.ref(keys.deny)
+    def key_filter(self, keys: KeyFilter) -> list[str]:
+        """[allow, deny] references for a key filter; `undefined` for one that lets every key pass."""
+        return [
+            UNDEFINED if keys.allow is None else self.ref(keys.allow),
+            self.ref(keys.deny) if keys.deny else UNDEFINED,
+        ]
+
+    def key_arguments(self, keys: KeyFilter) -> str:
+        """`, allow, deny` to pass after a value to pendoData, or nothing when every key may pass."""
+        arguments = self.key_filter(keys)
+        while arguments and arguments[-1] == UNDEFINED:
+            arguments.pop()
+        return "".join(f", {argument}" for argument in arguments)
+
+    def actions_in_use(self) -> list[str]:
+        """The actions with at least one enabled subscription, in a fixed order."""
+        return [action for action in ("identify", "group", "track", "page") if self.for_action(action)]
 
 
 def compile_config(config: Config) -> CompiledConfig:
@@ -68,19 +93,40 @@ def compile_config(config: Config) -> CompiledConfig:
 def _compile_subscription(index: int, subscription: Subscription, compiled: CompiledConfig) -> CompiledSubscription:
     spec = ACTIONS[subscription.action]
     literals = compiled.literals
-    predicate = compile_fql(parse_fql(subscription.fql), literals, EVENT)
+    if subscription.subscribe is None:
+        # The preset's `type = "<action>"`, as an own-key read with the type in the code.
+        predicate = f'own({EVENT}, "type") === {json.dumps(subscription.action)}'
+    else:
+        predicate = compile_fql(parse_fql(subscription.fql), literals, EVENT)
     if subscription.events is not None:
-        name_field = literals.ref(["event" if subscription.action == "track" else "name"])
+        name = f"own({EVENT}, {json.dumps('event' if subscription.action == 'track' else 'name')})"
         if subscription.events.allow is not None:
-            predicate += f" && isOneOf(pathOf({EVENT}, {name_field}), {literals.ref(subscription.events.allow)})"
+            predicate += f" && isOneOf({name}, {literals.ref(subscription.events.allow)})"
         if subscription.events.deny:
-            predicate += f" && !isOneOf(pathOf({EVENT}, {name_field}), {literals.ref(subscription.events.deny)})"
+            predicate += f" && !isOneOf({name}, {literals.ref(subscription.events.deny)})"
     fields = {
-        spec_field.name: compile_mapping(subscription.field_mapping(spec_field.name), literals, EVENT)
+        spec_field.name: compile_mapping(
+            subscription.field_mapping(spec_field.name),
+            literals,
+            EVENT,
+            # Segment's preset mappings read fixed keys, which need no place in the literal table.
+            inline_keys=subscription.field_mapping(spec_field.name) == spec_field.default,
+        )
         for spec_field in spec.fields
     }
-    allow_keys, deny_keys = compiled.key_filter(subscription.keys)
-    parent_path = _parent_path_inside_account_data(subscription)
+    trailing: list[str] = []
+    if subscription.action == "group":
+        parent_path = _parent_path_inside_account_data(subscription)
+        if parent_path is None:
+            trailing.append(UNDEFINED)
+        elif parent_path != ["parentAccount"]:
+            trailing.append(literals.ref(parent_path))
+        else:
+            trailing.append(json.dumps(parent_path))  # the presets' own path, no config value
+    trailing += compiled.key_filter(subscription.keys)
+    if subscription.action == "identify":
+        trailing += ["true" if subscription.account_traits else UNDEFINED]
+        trailing += [UNDEFINED if subscription.account_fallback else "true"]
     return CompiledSubscription(
         index=index,
         action=subscription.action,
@@ -88,11 +134,7 @@ def _compile_subscription(index: int, subscription: Subscription, compiled: Comp
         label=literals.ref(subscription.label) if compiled.config.build.debug else "",
         predicate=predicate,
         fields=fields,
-        allow_keys=allow_keys,
-        deny_keys=deny_keys,
-        account_traits=subscription.account_traits,
-        account_fallback=subscription.account_fallback,
-        parent_path_in_account_data=literals.ref(parent_path) if parent_path is not None else None,
+        trailing=trailing,
     )
 
 

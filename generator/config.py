@@ -313,6 +313,10 @@ class ConsentSettings(StrictModel):
     """`[consent]`: Segment consent categories that must all be granted before Pendo loads or hears anything."""
 
     categories: list[str] = Field(default_factory=list, description='e.g. ["analytics"]; empty means no gate')
+    forward_preference_events: bool = Field(
+        default=False,
+        description='also send the consent wrapper\'s "Segment Consent Preference Updated" track events to Pendo',
+    )
 
 
 class SourceSettings(StrictModel):

@@ -33,6 +33,7 @@ def bundle_in_process(
     *,
     reason: str = "chosen with --bundler esbuild-py",
     transform: Transform | None = None,
+    link_map: bool = False,
 ) -> Bundle:
     """Join the modules in dependency order into one IIFE and have esbuild-py parse it."""
     transform = transform or _esbuild_py_transform()
@@ -69,7 +70,7 @@ def bundle_in_process(
     }
     return Bundle(
         readable=code,
-        minified=f"{code}//# sourceMappingURL={SOURCE_MAP_NAME}\n",
+        minified=f"{code}//# sourceMappingURL={SOURCE_MAP_NAME}\n" if link_map else code,
         source_map=json.dumps(source_map, separators=(",", ":")),
         bundler=f"esbuild-py {_esbuild_py_version()} (fallback)",
         warnings=[

@@ -13,6 +13,7 @@ only with parentheses: mixing them at one level is an error rather than a silent
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from generator.literals import LiteralTable
 from generator.mapping import MISSING, resolve_path
 
 ROOT_FIELDS = ("type", "event", "name", "userId")
+EVENT_TYPES = ("track", "identify", "group", "page", "screen", "alias")
 NESTED_ROOTS = ("properties", "traits", "context")
 ORDERING = ("<", "<=", ">", ">=")
 
@@ -322,7 +324,11 @@ def compile_fql(node: Node, literals: LiteralTable, event: str = "e") -> str:
         return "(" + joiner.join(compile_fql(operand, literals, event) for operand in node.operands) + ")"
     if isinstance(node, Not):
         return f"!{compile_fql(node.operand, literals, event)}"
-    actual = f"pathOf({event}, {literals.ref(list(node.field))})"
+    if len(node.field) == 1 and node.field[0] in ROOT_FIELDS:
+        # One of FQL's fixed top-level fields: its name is part of the grammar, not a config value.
+        actual = f"own({event}, {json.dumps(node.field[0])})"
+    else:
+        actual = f"pathOf({event}, {literals.ref(list(node.field))})"
     if isinstance(node, Function):
         negated = ", true" if node.negated else ""
         if node.name == "contains":
@@ -350,6 +356,9 @@ def _compile_compare(node: Compare, actual: str, literals: LiteralTable) -> str:
         return f"{'' if negate else '!'}isPresent({actual})"
     if kind in ("order", "number"):
         return f"{_NUMBER_HELPERS[node.operator]}({actual}, {literals.ref(expected)})"
+    if node.field == ("type",) and expected in EVENT_TYPES:
+        # Segment's event types are part of the spec, not config values: compared in the code itself.
+        return f"({actual} {'!==' if negate else '==='} {json.dumps(expected)})"
     return f"({actual} {'!==' if negate else '==='} {literals.ref(expected)})"
 
 

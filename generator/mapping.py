@@ -8,6 +8,7 @@ The Python evaluator here is the reference the compiled JavaScript is tested aga
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -159,29 +160,40 @@ def _join(where: str, key: object) -> str:
 # Compiling to JavaScript ---------------------------------------------------------------------------
 
 
-def compile_mapping(value: Any, literals: LiteralTable, event: str = "e") -> str:
-    """A JavaScript expression that computes the mapping from the event object named `event`."""
+def compile_mapping(value: Any, literals: LiteralTable, event: str = "e", *, inline_keys: bool = False) -> str:
+    """A JavaScript expression that computes the mapping from the event object named `event`.
+
+    inline_keys: paths read their keys as JSON strings in the code instead of from the literal table;
+    only for the generator's own preset mappings, whose keys are no config values.
+    """
+
+    def compile_part(part: Any) -> str:
+        return compile_mapping(part, literals, event, inline_keys=inline_keys)
+
     if value is None or isinstance(value, bool | int | float | str):
         return literals.ref(value)
     if isinstance(value, list):
-        return "[" + ", ".join(compile_mapping(item, literals, event) for item in value) + "]"
+        return "[" + ", ".join(compile_part(item) for item in value) + "]"
     directive = next((key for key in value if str(key).startswith("@")), None)
     if directive is None:
-        pairs = [f"{literals.ref(key)}, {compile_mapping(item, literals, event)}" for key, item in value.items()]
-        return f"objectOf([{', '.join(pairs)}])"
+        pairs = [f"[{literals.ref(key)}]: {compile_part(item)}" for key, item in value.items()]
+        return f"objectOf({{{', '.join(pairs)}}})"
     argument = value[directive]
     if directive == "@path":
-        return _compile_path(mapping_path(argument), literals, event)
+        return _compile_path(mapping_path(argument), literals, event, inline_keys=inline_keys)
     if directive == "@literal":
-        return compile_mapping(argument, literals, event)
+        return compile_part(argument)
     if directive == "@template":
         return _compile_template(argument, literals, event)
     condition = "exists" if "exists" in argument else "blank"
-    tested = compile_mapping(argument[condition], literals, event)
-    then = compile_mapping(argument["then"], literals, event) if "then" in argument else "undefined"
+    tested = compile_part(argument[condition])
+    then = compile_part(argument["then"]) if "then" in argument else "undefined"
     # As in Segment's mapping-kit, an else branch that is a falsy literal counts as absent.
     has_else = "else" in argument and not _is_falsy_literal(argument["else"])
-    otherwise = compile_mapping(argument["else"], literals, event) if has_else else "undefined"
+    otherwise = compile_part(argument["else"]) if has_else else "undefined"
+    if condition == "exists" and then == tested:
+        # "the value if present, else ..." is exactly ?? (esbuild lowers it for older targets).
+        return f"({tested} ?? {otherwise})"
     test = f"isPresent({tested})" if condition == "exists" else f"isFilled({tested})"
     return f"({test} ? {then} : {otherwise})"
 
@@ -190,8 +202,15 @@ def _is_falsy_literal(value: Any) -> bool:
     return value is None or value is False or value == "" or (isinstance(value, int | float) and value == 0)
 
 
-def _compile_path(segments: list[PathSegment], literals: LiteralTable, event: str) -> str:
-    return event if not segments else f"pathOf({event}, {literals.ref(segments)})"
+def _compile_path(segments: list[PathSegment], literals: LiteralTable, event: str, *, inline_keys: bool = False) -> str:
+    if not segments:
+        return event
+    if inline_keys and all(isinstance(segment, str) and segment != "length" for segment in segments):
+        expression = event
+        for segment in segments:
+            expression = f"own({expression}, {json.dumps(segment)})"
+        return expression
+    return f"pathOf({event}, {literals.ref(segments)})"
 
 
 def _compile_template(text: str, literals: LiteralTable, event: str) -> str:

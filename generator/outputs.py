@@ -33,14 +33,15 @@ def hashed_name(minified: str) -> str:
 
 
 def hashed_copies(minified: str, source_map: str) -> dict[str, bytes]:
-    """The hashed script (pointing at its own map) and that map, by file name."""
+    """The hashed script and its map, by file name; a script linked to its map links to the hashed map."""
     name = hashed_name(minified)
     code = code_without_map_comment(minified)
     map_name = name + ".map"
     document = json.loads(source_map)
     document["file"] = name
+    link = f"//# sourceMappingURL={map_name}\n" if code != minified else ""
     return {
-        name: f"{code}//# sourceMappingURL={map_name}\n".encode(),
+        name: f"{code}{link}".encode(),
         map_name: json.dumps(document, separators=(",", ":")).encode(),
     }
 

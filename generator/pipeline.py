@@ -32,20 +32,26 @@ BundlerChoice = Literal["esbuild", "esbuild-py"]
 
 
 def build(
-    config: Config | str | Path, out_dir: str | Path, *, bundler: BundlerChoice = "esbuild", inline: bool = False
+    config: Config | str | Path,
+    out_dir: str | Path,
+    *,
+    bundler: BundlerChoice = "esbuild",
+    inline: bool = False,
+    link_map: bool = False,
 ) -> dict[str, Any]:
     """Build the drop-in script into out_dir and return the manifest; nothing is written on failure.
 
     Besides the stable names, the script is written under a content-hashed name (the manifest's "entry"),
     which pages should reference so a cached copy of an earlier build never meets a newer SRI. With
-    inline, also an inline <script> element and its CSP hash source.
+    inline, also an inline <script> element and its CSP hash source. The source map is always written; the
+    script links to it with link_map, and in debug builds.
     """
     if not isinstance(config, Config):
         config = load_config(config)
     with tempfile.TemporaryDirectory(prefix="segment-pendo-") as work:
         source_dir = Path(work) / "src"
         modules = render(config, source_dir)
-        result = _bundle(source_dir, modules, config.build.target, bundler)
+        result = _bundle(source_dir, modules, config.build.target, bundler, link_map or config.build.debug)
         warnings = [*result.warnings, *_version_warning(result.bundler)]
         warning = double_tracking_warning(config)
         if warning:
@@ -77,13 +83,13 @@ def build(
     return manifest
 
 
-def _bundle(source_dir: Path, modules: list[Any], target: str, bundler: BundlerChoice) -> Bundle:
+def _bundle(source_dir: Path, modules: list[Any], target: str, bundler: BundlerChoice, link_map: bool) -> Bundle:
     """The official esbuild binary unless the in-process fallback is asked for; never a silent fallback."""
     if bundler == "esbuild-py":
-        return bundle_in_process(source_dir, modules)
+        return bundle_in_process(source_dir, modules, link_map=link_map)
     if bundler != "esbuild":
         raise BundleError(f"bundler {bundler!r} is not one of esbuild, esbuild-py")
-    return bundle_with_esbuild(require_esbuild(), source_dir, modules, target)
+    return bundle_with_esbuild(require_esbuild(), source_dir, modules, target, link_map=link_map)
 
 
 def _version_warning(bundler: str) -> list[str]:

@@ -113,7 +113,8 @@
       } else if (entry.kind === 'pendo will not show') {
         addItem('pendo-warning', 'Pendo will not show all of it', 'subscription "' + entry.detail.name + '"',
           entry.detail.warnings);
-      } else if (entry.kind === 'consent' || entry.kind.indexOf('held back') === 0) {
+      } else if (entry.kind === 'pendo.startSendingEvents' || entry.kind === 'pendo.stopSendingEvents' ||
+          entry.kind.indexOf('held back') === 0) {
         addItem('pendo-decision', entry.kind, '', entry.detail);
       }
     }

@@ -3,40 +3,32 @@
 
 export const hasOwn = Object.prototype.hasOwnProperty;
 
+// One own key of an object: what Segment's preset mappings compile to.
+export const own = (value, key) =>
+  value !== null && typeof value === 'object' && hasOwn.call(value, key) ? value[key] : undefined;
+
 // Own keys only: a path through "__proto__" or "constructor" finds nothing instead of a prototype.
-export function pathOf(root, segments) {
-  let current = root;
-  for (const segment of segments) {
-    // Segment's engines read a string's length like an array's (an own property of arrays only).
-    if (typeof current === 'string' && segment === 'length') {
-      current = current.length;
-    } else if (current === null || typeof current !== 'object' || !hasOwn.call(current, segment)) {
-      return undefined;
-    } else {
-      current = current[segment];
+// Segment's engines read a string's length like an array's (an own property of arrays only).
+export const pathOf = (root, segments) =>
+  segments.reduce(
+    (current, segment) =>
+      typeof current === 'string' && segment === 'length' ? current.length : own(current, segment),
+    root,
+  );
+
+// A mapped object, written as an object literal with computed keys (so that a key named "__proto__"
+// is an ordinary own property, not the prototype), without its undefined values.
+export function objectOf(object) {
+  for (const key of Object.keys(object)) {
+    if (object[key] === undefined) {
+      delete object[key];
     }
   }
-  return current;
+  return object;
 }
 
-// Builds an object from [key, value, key, value, ...], leaving out undefined values. Keys are
-// defined rather than assigned, so a key named "__proto__" stays an ordinary property.
-export function objectOf(pairs) {
-  const result = {};
-  for (let index = 0; index < pairs.length; index += 2) {
-    if (pairs[index + 1] !== undefined) {
-      Object.defineProperty(result, pairs[index], {
-        value: pairs[index + 1],
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
-    }
-  }
-  return result;
-}
-
-export const templateOf = (parts) => parts.map((part) => (part === undefined || part === null ? '' : String(part))).join('');
+// join reads undefined and null as empty text, and anything else as String(part) does.
+export const templateOf = (parts) => parts.join('');
 
 export const isPresent = (value) => value !== undefined && value !== null;
 
@@ -48,14 +40,13 @@ const isText = (value) => typeof value === 'string';
 const isNumber = (value) => typeof value === 'number';
 
 // As in Segment's engine, a negated text test (!contains, !match) is still false when the field is not text.
-export const containsText = (value, text, negated) => isText(value) && (value.indexOf(text) !== -1) !== !!negated;
-export const startsWithText = (value, prefix, negated) => isText(value) && (value.slice(0, prefix.length) === prefix) !== !!negated;
-export const endsWithText = (value, suffix, negated) =>
-  isText(value) && (value.length >= suffix.length && value.slice(value.length - suffix.length) === suffix) !== !!negated;
+export const containsText = (value, text, negated) => isText(value) && value.includes(text) !== !!negated;
+export const startsWithText = (value, prefix, negated) => isText(value) && value.startsWith(prefix) !== !!negated;
+export const endsWithText = (value, suffix, negated) => isText(value) && value.endsWith(suffix) !== !!negated;
 export const lessThan = (value, limit) => isNumber(value) && value < limit;
 export const atMost = (value, limit) => isNumber(value) && value <= limit;
 export const greaterThan = (value, limit) => isNumber(value) && value > limit;
 export const atLeast = (value, limit) => isNumber(value) && value >= limit;
 export const numberEquals = (value, expected) => isNumber(value) && value === expected;
 export const numberDiffers = (value, expected) => isNumber(value) && value !== expected;
-export const isOneOf = (value, list) => isText(value) && list.indexOf(value) !== -1;
+export const isOneOf = (value, list) => isText(value) && list.includes(value);

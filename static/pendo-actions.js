@@ -1,73 +1,61 @@
-// What each action sends to Pendo, given the fields its subscription's mapping produced.
-// Each returns one Pendo call as [method, ...arguments], or null when there is nothing to send.
-// remembered() reads the client's stored user and group; it is called only when the event itself
-// lacks what is needed, because reading that state parses cookies and storage.
-import { hasOwn } from './event-values.js';
-import { LIMITS, asPendoId, filterKeys, isPlainObject, metadataWithId, visitorIdFor } from './pendo-data.js';
+// What each action sends to Pendo, given the fields its subscription's mapping produced: at most
+// one call, made through send(method, ...arguments). stored reads what the client remembers; it is
+// read only when the event itself lacks what is needed, because each read parses cookies and storage.
+import { own } from './event-values.js';
+import { asPendoId, isPlainObject, pendoData, visitorIdFor, withId } from './pendo-data.js';
 
-function currentVisitorId(event, remembered) {
-  const fromEvent = visitorIdFor(event.userId, event.anonymousId);
-  return fromEvent !== null ? fromEvent : visitorIdFor(remembered().userId, remembered().anonymousId);
+const currentVisitorId = (e, stored) =>
+  visitorIdFor(e.userId, e.anonymousId) || visitorIdFor(stored.userId_(), stored.anonymousId_());
+
+export function identifyCall(send, stored, e, visitorId, visitorData, accountId, allow, deny, withAccountTraits, noFallback) {
+  visitorId = asPendoId(visitorId) || currentVisitorId(e, stored);
+  if (visitorId) {
+    const identity = { visitor: withId(pendoData(visitorData, allow, deny), visitorId) };
+    accountId = asPendoId(accountId) || (!noFallback && asPendoId(stored.groupId_()));
+    if (accountId) {
+      identity.account =
+        withAccountTraits && accountId === asPendoId(stored.groupId_())
+          ? withId(pendoData(stored.groupTraits_()), accountId)
+          : { id: accountId };
+    }
+    send('identify', identity);
+  }
 }
 
-export function identifyCall(event, remembered, mapped, allowKeys, denyKeys, withAccountTraits, withRememberedGroup) {
-  const visitorId = asPendoId(mapped.visitorId) || currentVisitorId(event, remembered);
-  if (visitorId === null) {
-    return null;
-  }
-  const identity = { visitor: metadataWithId(filterKeys(mapped.visitorData, allowKeys, denyKeys), visitorId) };
-  const accountId = asPendoId(mapped.accountId) || (withRememberedGroup ? asPendoId(remembered().groupId) : null);
-  if (accountId !== null) {
-    identity.account = withAccountTraits && accountId === asPendoId(remembered().groupId)
-      ? metadataWithId(remembered().groupTraits, accountId)
-      : { id: accountId };
-  }
-  return ['identify', identity];
-}
-
-// accountData is a fresh sanitized copy, so deleting from it touches nothing of the page's; the walk
+// account is a fresh sanitized copy, so deleting from it touches nothing of the page's; the walk
 // follows own keys only, so a path through "__proto__" never reaches a shared prototype.
-function removePath(data, path) {
-  let holder = data;
-  for (let index = 0; index < path.length - 1 && isPlainObject(holder); index += 1) {
-    holder = hasOwn.call(holder, path[index]) ? holder[path[index]] : null;
-  }
-  if (isPlainObject(holder)) {
-    delete holder[path[path.length - 1]];
+const removePath = (holder, [key, ...rest]) =>
+  isPlainObject(holder) && (rest.length ? removePath(own(holder, key), rest) : delete holder[key]);
+
+export function groupCall(send, stored, e, visitorId, accountId, accountData, parent, parentPathInAccountData, allow, deny) {
+  accountId = asPendoId(accountId);
+  if (accountId) {
+    const identity = { account: pendoData(accountData, allow, deny) };
+    const parentId = isPlainObject(parent) && asPendoId(parent.id);
+    if (parentId) {
+      if (parentPathInAccountData) {
+        removePath(identity.account, parentPathInAccountData);
+      }
+      identity.parentAccount = withId(pendoData(parent), parentId);
+    }
+    withId(identity.account, accountId);
+    visitorId = asPendoId(visitorId) || currentVisitorId(e, stored);
+    if (visitorId) {
+      identity.visitor = { id: visitorId };
+    }
+    send('identify', identity);
   }
 }
 
-export function groupCall(event, remembered, mapped, allowKeys, denyKeys, parentPathInAccountData) {
-  const accountId = asPendoId(mapped.accountId);
-  if (accountId === null) {
-    return null;
-  }
-  const accountData = filterKeys(mapped.accountData, allowKeys, denyKeys);
-  const parent = mapped.parentAccountData;
-  const hasParent = isPlainObject(parent) && asPendoId(parent.id) !== null;
-  if (hasParent && parentPathInAccountData !== null) {
-    removePath(accountData, parentPathInAccountData);
-  }
-  const identity = { account: metadataWithId(accountData, accountId) };
-  const visitorId = asPendoId(mapped.visitorId) || currentVisitorId(event, remembered);
-  if (visitorId !== null) {
-    identity.visitor = { id: visitorId };
-  }
-  if (hasParent) {
-    identity.parentAccount = metadataWithId(parent, asPendoId(parent.id));
-  }
-  return ['identify', identity];
-}
-
-export function trackCall(mapped, allowKeys, denyKeys) {
-  const name = mapped.event;
+export function trackCall(send, name, metadata, allow, deny) {
   // The agent drops a track call without a non-empty string name; a runaway one is not sent either.
-  if (typeof name !== 'string' || name.trim() === '' || name.length > LIMITS.stringLength) {
-    return null;
+  if (typeof name === 'string' && asPendoId(name)) {
+    send('track', name, pendoData(metadata, allow, deny));
   }
-  return ['track', name, filterKeys(mapped.metadata, allowKeys, denyKeys)];
 }
 
-export function pageCall(mapped) {
-  return typeof mapped.url === 'string' && mapped.url !== '' ? ['pageLoad', mapped.url] : null;
+export function pageCall(send, url) {
+  if (typeof url === 'string' && url) {
+    send('pageLoad', url);
+  }
 }

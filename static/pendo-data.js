@@ -3,88 +3,73 @@ export const ANONYMOUS_PREFIX = '_PENDO_T_';
 
 // Bounds on what reaches Pendo from one object, so hostile or runaway data (cycles, megabyte
 // strings, deep nesting) becomes sane data instead of an exception inside the agent.
-export const LIMITS = { depth: 6, keys: 500, stringLength: 10000 };
+export const MAX_TEXT = 10000;
+const MAX_DEPTH = 6;
+const MAX_KEYS = 500;
 
-export function asPendoId(value) {
-  if (typeof value === 'number' && isFinite(value)) {
-    return String(value);
-  }
-  return typeof value === 'string' && value.trim() !== '' && value.length <= LIMITS.stringLength ? value : null;
-}
+// The value as a Pendo id (text), or a falsy value when it cannot be one.
+export const asPendoId = (value) =>
+  typeof value === 'number'
+    ? isFinite(value) && String(value)
+    : typeof value === 'string' && value.trim() && value.length <= MAX_TEXT && value;
 
-export function visitorIdFor(userId, anonymousId) {
-  const known = asPendoId(userId);
-  if (known !== null) {
-    return known;
-  }
-  const anonymous = asPendoId(anonymousId);
-  return anonymous === null ? null : ANONYMOUS_PREFIX + anonymous;
-}
+export const visitorIdFor = (userId, anonymousId) =>
+  asPendoId(userId) || (asPendoId(anonymousId) && ANONYMOUS_PREFIX + anonymousId);
 
 export const isPlainObject = (value) => value !== null && typeof value === 'object' && !Array.isArray(value);
 
-// A JSON-safe copy: strings cut to LIMITS.stringLength, non-finite numbers, functions and symbols
-// dropped, Dates as ISO text, cycles and anything past LIMITS.depth or LIMITS.keys left out.
-// "__proto__" keys are skipped: assigning one would swap the copy's prototype.
-export function pendoValue(value, depth, ancestors) {
+// A JSON-safe copy: strings cut to MAX_TEXT, non-finite numbers, functions and symbols dropped,
+// Dates as ISO text, cycles and anything past MAX_DEPTH or MAX_KEYS left out, a getter that throws
+// read as nothing. "__proto__" keys are skipped: assigning one would swap the copy's prototype.
+// ancestors holds the objects being copied around this one (so its length is the depth). keep(key),
+// when given, picks the top level's keys, so that filtering costs no second copy.
+export function pendoValue(value, ancestors, keep) {
   const type = typeof value;
-  if (value === null || type === 'boolean') {
-    return value;
+  if (type !== 'object' || value === null) {
+    // isFinite passes finite numbers, booleans and null, and fails undefined; for a symbol or a bigint it
+    // throws, which leaves the value out like the getter that throws below.
+    return type === 'string' ? value.slice(0, MAX_TEXT) : type !== 'function' && isFinite(value) ? value : undefined;
   }
-  if (type === 'string') {
-    return value.slice(0, LIMITS.stringLength);
-  }
-  if (type === 'number') {
-    return isFinite(value) ? value : undefined;
-  }
-  if (type !== 'object' || depth >= LIMITS.depth || ancestors.indexOf(value) !== -1) {
+  if (ancestors.length >= MAX_DEPTH || ancestors.includes(value)) {
     return undefined;
   }
   if (value instanceof Date) {
-    return isNaN(value) ? undefined : value.toISOString();
+    // ISO text; an invalid Date gives null, which is left out like other unsendable values.
+    return value.toJSON() || undefined;
   }
   ancestors.push(value);
   const isList = Array.isArray(value);
   const copy = isList ? [] : {};
-  const keys = isList ? value.map((item, index) => index) : Object.keys(value);
-  for (const key of keys.slice(0, LIMITS.keys)) {
-    const item = key === '__proto__' ? undefined : pendoValue(readKey(value, key), depth + 1, ancestors);
-    if (isList) {
-      copy.push(item === undefined ? null : item);
-    } else if (item !== undefined) {
-      copy[key] = item;
+  let count = 0;
+  for (const key of isList ? value.keys() : Object.keys(value)) {
+    if (count++ === MAX_KEYS) {
+      break;
+    }
+    let item;
+    if (key !== '__proto__' && (!keep || keep(key))) {
+      try {
+        item = pendoValue(value[key], ancestors);
+      } catch {
+        // A getter that threw: nothing to send.
+      }
+    }
+    // A list keeps its positions (null where an item cannot be sent); an object drops such keys.
+    if (isList || item !== undefined) {
+      copy[key] = item ?? null;
     }
   }
   ancestors.pop();
   return copy;
 }
 
-// A getter that throws yields nothing rather than an exception.
-function readKey(object, key) {
-  try {
-    return object[key];
-  } catch (error) {
-    return undefined;
-  }
-}
-
-// A Pendo-safe copy of an object's keys, kept by allow (a list, or null for all) and dropped by deny.
-export function filterKeys(source, allow, deny) {
-  const kept = {};
-  if (isPlainObject(source)) {
-    const safe = pendoValue(source, 0, []);
-    for (const key of Object.keys(safe)) {
-      if ((allow === null || allow.indexOf(key) !== -1) && deny.indexOf(key) === -1) {
-        kept[key] = safe[key];
-      }
-    }
-  }
-  return kept;
+// A Pendo-safe copy of an object's keys: those in allow (all when it is absent) and not in deny.
+// (A Date copies to text, which is no object of keys.)
+export function pendoData(source, allow, deny) {
+  const copy =
+    isPlainObject(source) &&
+    pendoValue(source, [], (key) => (!allow || allow.includes(key)) && !(deny && deny.includes(key)));
+  return typeof copy === 'object' ? copy : {};
 }
 
 // The id is set last, so a trait named "id" never replaces the Pendo id.
-export function metadataWithId(traits, id) {
-  const metadata = filterKeys(traits, null, []);
-  metadata.id = id;
-  return metadata;
-}
+export const withId = (data, id) => ((data.id = id), data);

@@ -31,11 +31,48 @@ function read(client, getter) {
 let pendingCalls = null;
 let listeners = null;
 
-export function whenClientAppears(win, globalKey, connect) {
-  lookUpClient(win, globalKey, isSdk, connect, (client) => {
-    if (Array.isArray(client) && pendingCalls === null) {
-      recordQueuedCalls(client);
+// The SDK, once it has loaded.
+let sdk = null;
+
+// What the SDK remembers. Names end in "_" so that the minifier may shorten them.
+export const stored = {
+  userId_: () => read(sdk, 'getUserId'),
+  anonymousId_: () => read(sdk, 'getAnonymousId'),
+  userTraits_: () => read(sdk, 'getUserTraits'),
+  groupId_: () => read(sdk, 'getGroupId'),
+  groupTraits_: () => read(sdk, 'getGroupTraits'),
+};
+
+// The loaded SDK, for optional feature modules that call it (null before it has loaded).
+export const loadedClient = () => sdk;
+
+// onReady runs once the SDK has loaded (and again when it says it is ready), onEvent for each call,
+// onReset after reset(); none of them may throw into the page or the SDK.
+export function hookIntoClient(win, globalKey, onReady, onEvent, onReset) {
+  const guarded = (handler) => () => {
+    try {
+      handler();
+    } catch (error) {
+      // Never into the page.
     }
+  };
+  lookUpClient(win, globalKey, (client) => {
+    if (!isSdk(client)) {
+      if (Array.isArray(client) && pendingCalls === null) {
+        recordQueuedCalls(client);
+      }
+      return false;
+    }
+    sdk = client;
+    onReady();
+    if (typeof client.ready === 'function') {
+      client.ready(guarded(onReady));
+    }
+    subscribeToEvents(client, onEvent);
+    if (onReset) {
+      listen(client, (calledSdk, method) => method === 'reset' && onReset());
+    }
+    return true;
   });
 }
 
@@ -117,7 +154,7 @@ function listen(client, listener) {
   wrap(client);
 }
 
-export function subscribeToEvents(client, onEvent) {
+function subscribeToEvents(client, onEvent) {
   listen(client, function (sdk, method, args) {
     if (method !== 'reset') {
       onEvent(eventFrom(sdk, method, args));
@@ -130,27 +167,4 @@ export function subscribeToEvents(client, onEvent) {
       onEvent(eventFrom(client, call[0], call[1]));
     }
   });
-}
-
-export function onReset(client, handler) {
-  listen(client, function (sdk, method) {
-    if (method === 'reset') {
-      handler();
-    }
-  });
-}
-
-export function loadedClient(win, globalKey) {
-  const client = win[globalKey];
-  return isSdk(client) ? client : null;
-}
-
-export function readStoredIdentity(client) {
-  return {
-    userId: read(client, 'getUserId'),
-    anonymousId: read(client, 'getAnonymousId'),
-    userTraits: read(client, 'getUserTraits'),
-    groupId: read(client, 'getGroupId'),
-    groupTraits: read(client, 'getGroupTraits'),
-  };
 }

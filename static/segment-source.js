@@ -1,82 +1,81 @@
 import { lookUpClient } from './client-lookup.js';
 
-const isClient = (client) => !!client && (Array.isArray(client) || typeof client.register === 'function');
+// The analytics.js 2.0 instance, as it hands itself to the plugin's load.
+let analytics;
+// The stored group id, read once and then followed through group calls and reset: reading it parses
+// cookies and storage (about 0.5 ms when none is stored).
+let groupId;
 
-// The snippet's queue (an array) or a loaded analytics.js 2.0: either takes our registration.
-export function whenClientAppears(win, globalKey, connect) {
-  lookUpClient(win, globalKey, isClient, connect, () => {});
-}
+// What analytics.js remembers. Names end in "_" so that the minifier may shorten them.
+export const stored = {
+  userId_: () => analytics.user().id(),
+  anonymousId_: () => analytics.user().anonymousId(),
+  userTraits_: () => analytics.user().traits(),
+  groupId_: () => (groupId === undefined ? (groupId = analytics.group().id()) : groupId),
+  groupTraits_: () => analytics.group().traits(),
+};
 
-export const PLUGIN_NAME = 'Pendo Web (segment-pendo)';
+// The loaded analytics.js instance, for optional feature modules that call it (undefined before load).
+export const loadedClient = () => analytics;
 
-// A destination plugin sees each event once, after every source middleware (consent stamping
-// included) has run, and honours the integrations object like any destination. analytics.js 2.0
-// replays a queued registration before the calls queued with it; older snippets lack a register
-// stub, so the call is queued by hand in the same [method, ...args] form. (analytics.js 1.0, which
-// Segment no longer serves, has no plugins and is not supported.)
-export function subscribeToEvents(client, onEvent) {
-  const deliver = (context) => {
+// Hooks into analytics.js 2.0 as a destination plugin, registered through the snippet's queue (an
+// array) or on the loaded instance. A destination plugin sees each event once, after every source
+// middleware (consent stamping included) has run, and honours the integrations object like any
+// destination. analytics.js 2.0 replays a queued registration before the calls queued with it;
+// older snippets lack a register stub, so the call is queued by hand in the same [method, ...args]
+// form. onReady runs once analytics.js has initialized, onEvent for each event, onReset after
+// analytics.reset(); none of them may throw into the page or into Segment's own delivery.
+export function hookIntoClient(win, globalKey, onReady, onEvent, onReset) {
+  const guarded = (handler) => (context, instance) => {
     try {
-      onEvent(context.event);
+      handler(context, instance);
     } catch (error) {
-      // Nothing may reach the host page or Segment's own delivery.
+      // Never into the page or analytics.js.
     }
     return context;
   };
-  const plugin = {
-    name: PLUGIN_NAME,
-    alternativeNames: ['Pendo', 'Pendo Web (Actions)'],
-    type: 'destination',
-    version: '1.0.0',
-    isLoaded: () => true,
-    load: () => Promise.resolve(),
-  };
-  for (const method of ['track', 'identify', 'group', 'page']) {
-    plugin[method] = deliver;
-  }
-  if (Array.isArray(client)) {
-    client.push(['register', plugin]);
-  } else {
-    Promise.resolve(client.register(plugin)).catch(() => {});
-  }
-}
-
-// analytics.js 2.0 emits "reset" after analytics.reset() has cleared the user.
-export function onReset(client, handler) {
-  client.on('reset', () => {
-    try {
-      handler();
-    } catch (error) {
-      // Never into the page.
+  const deliver = guarded(({ event }) => {
+    if (event.type === 'group') {
+      groupId = event.groupId;
+    }
+    onEvent(event);
+  });
+  const connect = guarded((context, instance) => {
+    analytics = instance;
+    // A group call that skips this destination (integrations) still changes the stored group.
+    instance.on('group', (id) => {
+      groupId = id;
+    });
+    instance.on(
+      'reset',
+      guarded(() => {
+        groupId = null;
+        if (onReset) {
+          onReset();
+        }
+      }),
+    );
+    if (instance.initialized) {
+      onReady();
+    } else {
+      instance.on('initialize', guarded(onReady));
     }
   });
-}
-
-// The loaded analytics.js 2.0: the global itself once it has loaded, or, for the npm package's
-// AnalyticsBrowser assigned to the global, the instance it holds once loaded.
-export function loadedClient(win, globalKey) {
-  const client = win[globalKey];
-  const analytics = client && client.instance ? client.instance : client;
-  return !!analytics && analytics.initialized === true && typeof analytics.user === 'function' ? analytics : null;
-}
-
-// Getters, so that only what is used is read: each one parses cookies or storage.
-export function readStoredIdentity(client) {
-  return {
-    get userId() {
-      return client.user().id();
-    },
-    get anonymousId() {
-      return client.user().anonymousId();
-    },
-    get userTraits() {
-      return client.user().traits();
-    },
-    get groupId() {
-      return typeof client.group === 'function' ? client.group().id() : null;
-    },
-    get groupTraits() {
-      return typeof client.group === 'function' ? client.group().traits() : null;
-    },
+  const plugin = {
+    name: 'Pendo Web (segment-pendo)',
+    alternativeNames: ['Pendo', 'Pendo Web (Actions)'],
+    type: 'destination',
+    isLoaded: () => true,
+    // analytics.js may chain on the promise load returns.
+    load: (context, instance) => Promise.resolve(connect(context, instance)),
+    track: deliver,
+    identify: deliver,
+    group: deliver,
+    page: deliver,
   };
+  // The snippet's queue (an array) or a loaded analytics.js 2.0 takes the registration (each answers
+  // with something truthy). analytics.js catches a destination's failure to load itself.
+  lookUpClient(win, globalKey, (client) =>
+    Array.isArray(client) ? client.push(['register', plugin]) : client && client.register && client.register(plugin),
+  );
 }

@@ -255,7 +255,11 @@ def test_removing_the_parent_from_account_data_never_reaches_a_shared_prototype(
         """() => {
           const mapped = JSON.parse('{"accountId": "child", "parentAccountData": {"id": "parent"},' +
             '"accountData": {"name": "Child", "__proto__": {"valueOf": {"id": "parent"}}}}');
-          const call = groupCall({}, () => ({}), mapped, null, [], ['__proto__', 'valueOf']);
+          let call = null;
+          const send = (...args) => { call = args; };
+          const nothingStored = {userId_: () => undefined, anonymousId_: () => undefined};
+          groupCall(send, nothingStored, {}, mapped.visitorId, mapped.accountId, mapped.accountData,
+            mapped.parentAccountData, ['__proto__', 'valueOf'], null, []);
           return {call: call, valueOf: typeof Object.prototype.valueOf};
         }"""
     )

@@ -18,11 +18,16 @@ from generator.config_loader import load_config
 from generator.errors import BundleError
 from generator.fallback_bundle import bundle_in_process
 from generator.manifest import gzip_size
+from generator.pipeline import build
 from generator.render import RenderedModule, render
 
 CONFIG = Path(__file__).parent / "configs" / "minimal.toml"
-# The default script's budget; the benchmark tracks the every-feature budget of 2,500 B gzip.
-DEFAULT_GZIP_BUDGET = 2_800
+EVERY_FEATURE = Path(__file__).parent / "configs" / "every-feature.toml"
+# The decided budgets (issue #13), in gzip bytes at level 9 as the manifest measures them.
+DEFAULT_GZIP_BUDGET = 2_000
+EVERY_FEATURE_GZIP_BUDGET = 2_500
+# Where the every-feature script stands until it meets its budget: it may not grow meanwhile.
+EVERY_FEATURE_GZIP_NOW = 2_625
 
 
 @pytest.fixture
@@ -44,12 +49,51 @@ def test_esbuild_makes_a_minified_iife_with_a_source_map_of_the_project_files(
     result = bundle_with_esbuild(esbuild(), source_dir, modules, "es2017")
     assert result.bundler == "esbuild 0.28.2"
     assert result.minified.startswith("(()=>{")
-    assert result.minified.rstrip().endswith("//# sourceMappingURL=segment-pendo.min.js.map")
+    assert "sourceMappingURL" not in result.minified
     assert len(result.minified) < len(result.readable) / 1.8
     assert "export " not in result.readable and "import " not in result.readable
     sources = json.loads(result.source_map)["sources"]
     assert set(sources) >= {"templates/main.js.jinja", "templates/config.js.jinja", "static/pendo-install.js"}
     assert gzip_size(result.minified.encode()) <= DEFAULT_GZIP_BUDGET
+
+
+def test_a_linked_map_build_names_the_map_and_an_ordinary_one_still_writes_it(tmp_path: Path) -> None:
+    plain = build(CONFIG, tmp_path / "plain")
+    linked = build(CONFIG, tmp_path / "linked", link_map=True)
+    assert "sourceMappingURL" not in (tmp_path / "plain" / "segment-pendo.min.js").read_text()
+    assert (
+        (tmp_path / "linked" / "segment-pendo.min.js")
+        .read_text()
+        .rstrip()
+        .endswith("//# sourceMappingURL=segment-pendo.min.js.map")
+    )
+    for manifest in (plain, linked):
+        assert manifest["files"]["segment-pendo.min.js.map"]["bytes"] > 1000
+
+
+@pytest.mark.parametrize(
+    ("config", "budget"),
+    [
+        (CONFIG, DEFAULT_GZIP_BUDGET),
+        (EVERY_FEATURE, EVERY_FEATURE_GZIP_NOW),
+        pytest.param(
+            EVERY_FEATURE,
+            EVERY_FEATURE_GZIP_BUDGET,
+            marks=pytest.mark.xfail(strict=True, reason="every-feature is 2,622 B gzip, 122 B over its budget"),
+        ),
+    ],
+)
+def test_the_scripts_stay_within_their_gzip_budgets(tmp_path: Path, config: Path, budget: int) -> None:
+    manifest = build(config, tmp_path, bundler="esbuild")
+    assert manifest["files"]["segment-pendo.min.js"]["gzip_bytes"] <= budget
+
+
+def test_the_readable_script_keeps_names_and_only_the_minified_one_shortens_properties(tmp_path: Path) -> None:
+    build(EVERY_FEATURE, tmp_path, bundler="esbuild")
+    readable = (tmp_path / "segment-pendo.js").read_text()
+    minified = (tmp_path / "segment-pendo.min.js").read_text()
+    assert "function identifyCall(" in readable and "userId_" in readable and "// " in readable
+    assert "userId_" not in minified
 
 
 def test_esbuild_lowers_to_the_configured_target(rendered: tuple[Path, list[RenderedModule]]) -> None:

@@ -6,4 +6,4 @@ export const agentNonce = null;
 export const globalKey = "analytics";
 export const agentOptions = {};
 export const consentCategories = [];
-export const L = [["type"], "track", ["event"], ["properties"], null, [], "identify", ["userId"], ["traits"], ["context", "groupId"], ["groupId"], "group", ["traits", "parentAccount"], ["parentAccount"]];
+export const L = [];

@@ -6,4 +6,4 @@ export const agentNonce = null;
 export const globalKey = "segment";
 export const agentOptions = {"cookieDomain": ".example.com", "excludeAllText": true, "guides": {"delay": true}};
 export const consentCategories = ["analytics"];
-export const L = [["type"], "track", ["event"], "Report", "Order Completed", "Test", ["Heartbeat"], ["properties"], null, ["card_number"], "identify", ["traits", "role"], "internal", ["userId"], "full_name", ["traits", "first"], " ", ["traits", "last"], "plan", ["traits", "plan"], "role", ["context", "groupId"], ["groupId"], ["email"], "group", ["traits"], ["traits", "parentAccount"], [], ["parentAccount"], "page", ["properties", "virtual"], true, ["properties", "url"], ["context", "page", "url"], ["email", "phone"], ["name", "plan", "seats"]];
+export const L = ["Report", "Order Completed", "Test", ["Heartbeat"], ["card_number"], ["traits", "role"], "internal", "full_name", ["traits", "first"], " ", ["traits", "last"], "plan", ["traits", "plan"], "role", ["email"], ["properties", "virtual"], true, ["email", "phone"], ["name", "plan", "seats"]];

@@ -6,4 +6,4 @@ export const agentNonce = null;
 export const globalKey = "rudderanalytics";
 export const agentOptions = {};
 export const consentCategories = [];
-export const L = [["type"], "track", ["event"], ["properties"], null, [], "Send Track Event", "identify", ["userId"], ["traits"], ["context", "groupId"], ["groupId"], "Send Identify Event", "group", ["traits", "parentAccount"], "Send Group Event", ["parentAccount"]];
+export const L = ["Send Track Event", "Send Identify Event", "Send Group Event"];
