@@ -58,9 +58,20 @@ def test_build_writes_the_four_files_and_a_manifest_describing_them(
     assert f'<script src="/{entry}" integrity="{manifest["files"][entry]["sri"]}" crossorigin="anonymous">' in printed
 
 
-def test_the_hashed_copy_is_named_by_its_code_and_points_at_its_own_map(tmp_path: Path) -> None:
+def test_the_hashed_copy_is_the_same_code_and_links_no_map_unless_asked(tmp_path: Path) -> None:
     out = tmp_path / "out"
     manifest = generator.build(CONFIGS / "minimal.toml", out)
+    entry = manifest["entry"]
+    stable = (out / "segment-pendo.min.js").read_text()
+    assert "sourceMappingURL" not in stable
+    assert (out / entry).read_text() == stable
+    assert entry == f"segment-pendo.{hashlib.sha256(stable.encode()).hexdigest()[:10]}.min.js"
+    assert json.loads((out / f"{entry}.map").read_text())["file"] == entry
+
+
+def test_the_hashed_copy_is_named_by_its_code_and_points_at_its_own_map(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    manifest = generator.build(CONFIGS / "minimal.toml", out, link_map=True)
     entry = manifest["entry"]
     stable = (out / "segment-pendo.min.js").read_text()
     hashed = (out / entry).read_text()
@@ -72,8 +83,8 @@ def test_the_hashed_copy_is_named_by_its_code_and_points_at_its_own_map(tmp_path
     assert hashed_map["file"] == entry
     assert hashed_map["sources"] == json.loads((out / "segment-pendo.min.js.map").read_text())["sources"]
     # The same config builds the same name; another config, another name, and the old one stays for cached pages.
-    assert generator.build(CONFIGS / "minimal.toml", out)["entry"] == entry
-    other = generator.build(CONFIGS / "eu-cname.toml", out)["entry"]
+    assert generator.build(CONFIGS / "minimal.toml", out, link_map=True)["entry"] == entry
+    other = generator.build(CONFIGS / "eu-cname.toml", out, link_map=True)["entry"]
     assert other != entry and (out / entry).is_file() and (out / other).is_file()
 
 
