@@ -155,7 +155,7 @@ def test_extras_missing_is_one_line_saying_what_to_install(installed: Installed)
     relay = installed.run("relay", "--config", "pendo.toml")
     assert (relay.returncode, relay.stderr) == (
         1,
-        "error: the relay needs starlette, uvicorn, httpx: pip install 'segment-pendo[relay]'\n",
+        "error: the relay needs starlette, uvicorn, aiohttp, httptools: pip install 'segment-pendo[relay]'\n",
     )
     bench = installed.run("bench")
     assert bench.returncode == 1
