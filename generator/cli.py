@@ -216,6 +216,12 @@ def _run_check(arguments: argparse.Namespace) -> int:
     if config.webhook is not None:
         url = track_events_url(config.pendo.region)
         print(f"  [webhook] {config.webhook.name!r}: POST {url} when {config.webhook.subscribe}")
+    if config.metadata is not None:
+        from generator.webhook_metadata import metadata_subscriptions  # noqa: PLC0415
+
+        for write in metadata_subscriptions(config, ""):
+            fields = ", ".join(write["mapping"]["data"]["values"])
+            print(f"  [metadata] {write['subscribe']}: POST {write['mapping']['url']} ({fields})")
     warning = double_tracking_warning(config)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)

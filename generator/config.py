@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from generator.actions import ACTIONS, PRESET_ACTIONS, ActionName
 from generator.fql import FqlError, parse_fql, segment_differences, selects_only
 from generator.mapping import MappingError, check_mapping
+from generator.metadata_config import MetadataSettings
 from generator.regions import CDN_HOSTS, Region, agent_url
 
 _API_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
@@ -389,6 +390,9 @@ class Config(StrictModel):
     consent: ConsentSettings = Field(default_factory=ConsentSettings, description="the [consent] table")
     build: BuildSettings = Field(default_factory=BuildSettings, description="the [build] table")
     webhook: WebhookSettings | None = Field(default=None, description="the [webhook] table, for server-side events")
+    metadata: MetadataSettings | None = Field(
+        default=None, description="the [metadata] table: server-side identify and group to Pendo's metadata API"
+    )
 
     @model_validator(mode="after")
     def _consent_needs_segment(self) -> Config:

@@ -96,6 +96,10 @@ def describe_error(detail: ErrorDetails) -> str:
         bound = context.get("ge", context.get("gt"))
         relation = "at least" if kind == "greater_than_equal" else "more than"
         return f"{location}: must be {relation} {bound}, got {_show(value)}"
+    if kind in ("less_than_equal", "less_than"):
+        bound = context.get("le", context.get("lt"))
+        relation = "at most" if kind == "less_than_equal" else "less than"
+        return f"{location}: must be {relation} {bound}, got {_show(value)}"
     if kind == "value_error":
         message = detail["msg"].removeprefix("Value error, ")
         # Checks across tables name their own fields.

@@ -14,8 +14,12 @@ from typing import Any
 from generator.config import Config
 from generator.errors import GeneratorError
 from generator.regions import track_events_url
+from generator.webhook_metadata import metadata_subscriptions
 
 SECRET_PLACEHOLDER = "<paste Pendo's Track Event Shared Secret here, in Segment>"
+# "You can create up to 5 mappings" (Segment's Webhooks (Actions) documentation).
+MAX_MAPPINGS_PER_DESTINATION = 5
+INTEGRATION_KEY_PLACEHOLDER = "<paste a Pendo Integration Key with write access here, in Segment>"
 
 
 # Pendo wants ms since the epoch as a number; Segment's timestamp is ISO 8601 text. Mapping-kit's only
@@ -69,17 +73,15 @@ def data_mapping(config: Config) -> dict[str, Any]:
 
 
 def webhook_document(config: Config, *, include_secret: bool = False) -> dict[str, Any]:
-    """The Webhooks (Actions) destination's subscription, as Segment stores subscriptions."""
-    if config.webhook is None:
-        raise GeneratorError("the config has no [webhook] table; add one (all its keys have defaults)")
-    secret = SECRET_PLACEHOLDER
-    if include_secret:
-        secret = os.environ.get(config.webhook.secret_env, "")
-        if not secret:
-            raise GeneratorError(f"--include-secret: {config.webhook.secret_env} is not set in the environment")
-    return {
-        "destination": "Webhooks (Actions)",
-        "subscriptions": [
+    """The Webhooks (Actions) destination's subscriptions, as Segment stores subscriptions."""
+    if config.webhook is None and config.metadata is None:
+        raise GeneratorError(
+            "the config has no [webhook] table (track events) or [metadata] table (identify and group); add one"
+        )
+    subscriptions: list[dict[str, Any]] = []
+    if config.webhook is not None:
+        secret = _secret(config.webhook.secret_env, SECRET_PLACEHOLDER, include_secret)
+        subscriptions.append(
             {
                 "name": config.webhook.name,
                 "partnerAction": "send",
@@ -93,26 +95,63 @@ def webhook_document(config: Config, *, include_secret: bool = False) -> dict[st
                     "enable_batching": False,
                 },
             }
-        ],
-    }
+        )
+    if config.metadata is not None:
+        key = _secret(config.metadata.secret_env, INTEGRATION_KEY_PLACEHOLDER, include_secret)
+        subscriptions.extend(metadata_subscriptions(config, key))
+    return {"destination": "Webhooks (Actions)", "subscriptions": subscriptions}
+
+
+def _secret(env: str, placeholder: str, include_secret: bool) -> str:
+    if not include_secret:
+        return placeholder
+    secret = os.environ.get(env, "")
+    if not secret:
+        raise GeneratorError(f"--include-secret: {env} is not set in the environment")
+    return secret
 
 
 def checklist(config: Config) -> list[str]:
     """What the customer does in Segment and Pendo, in order."""
     steps = [
-        "In Segment, add a Webhooks (Actions) destination to each mobile or server source that should reach Pendo.",
-        f"Add a mapping of the Send action with the subscription and fields in this file (URL "
-        f"{track_events_url(config.pendo.region)}).",
-        "Put Pendo's Track Event Shared Secret (Pendo > Settings > Subscription Settings > your app) in the "
-        "x-pendo-integration-key header; it is only written here with --include-secret.",
-        "Send groupId in track properties (or context.groupId) so Pendo can attribute events to accounts.",
-        "Send a test event from the mapping screen: Pendo answers 200, and the body's timestamp is a number "
-        "(ms since the epoch, computed by Segment's Liquid date filter inside a JSON decode).",
+        "In Segment, add a Webhooks (Actions) destination to each mobile or server source that should reach Pendo."
     ]
+    if config.webhook is not None:
+        steps += [
+            f"Add a mapping of the Send action with the track subscription and fields in this file (URL "
+            f"{track_events_url(config.pendo.region)}).",
+            "Put Pendo's Track Event Shared Secret (Pendo > Settings > Subscription Settings > your app) in its "
+            "x-pendo-integration-key header; it is only written here with --include-secret.",
+            "Send groupId in track properties (or context.groupId) so Pendo can attribute events to accounts.",
+            "Send a test event from the mapping screen: Pendo answers 200, and the body's timestamp is a number "
+            "(ms since the epoch, computed by Segment's Liquid date filter inside a JSON decode).",
+        ]
+    if config.metadata is not None:
+        steps += metadata_checklist(config)
     if config.webhook is not None and config.webhook.covers_web_source:
         steps.append(
             "This destination also covers the web source: turn off track subscriptions in the browser script "
             "(or set [webhook] covers_web_source = false), or every web track event reaches Pendo twice."
+        )
+    return steps
+
+
+def metadata_checklist(config: Config) -> list[str]:
+    """The [metadata] part of the checklist."""
+    document = metadata_subscriptions(config, "")
+    total = len(document) + (1 if config.webhook is not None else 0)
+    steps = [
+        f"Add a mapping of the Send action for each identify and group subscription in this file ({len(document)}), "
+        "with Enable Batching on as written: Segment then posts a batch as the JSON list Pendo's metadata API takes.",
+        "Put a Pendo Integration Key with write access (Pendo > Settings > Integrations > Integration Keys; not the "
+        "Track Event Shared Secret) in their x-pendo-integration-key header; only written here with --include-secret.",
+        "Add every custom field first in Pendo > Settings > Data mappings: Pendo refuses values for custom fields "
+        "it does not have.",
+    ]
+    if total > MAX_MAPPINGS_PER_DESTINATION:
+        steps.append(
+            f"That is {total} mappings; Segment's docs allow {MAX_MAPPINGS_PER_DESTINATION} per Webhooks (Actions) "
+            "destination: add a second Webhooks (Actions) destination to the same sources for the rest."
         )
     return steps
 

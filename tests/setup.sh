@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh machine: a Python venv with the package and its test
-# tools, the pinned npm packages (esbuild, analytics-next, the Pendo agent) and, with
-# --with-chromium, Debian's chromium for the browser tests. Safe to run again: it skips what is there.
+# tools, the pinned npm packages (esbuild, analytics-next, the Pendo agent), Debian's postgresql
+# for the relay's PostgreSQL tests and, with --with-chromium, Debian's chromium for the browser
+# tests. Safe to run again: it skips what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,13 @@ if $with_chromium && ! command -v chromium >/dev/null 2>&1; then
   echo "setup: installing Debian's chromium" >&2
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
+# The relay's PostgreSQL tests start a throwaway cluster of Debian's postgresql (server programs only are used).
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  echo "setup: installing Debian's postgresql" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 
 if [[ ! -x .venv/bin/python ]]; then

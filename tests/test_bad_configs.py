@@ -178,6 +178,51 @@ BAD_CONFIGS: list[tuple[str, str | bytes, str]] = [
     ),
     ("bad target", GOOD + '[build]\ntarget = "es5"\n', "build.target: 'es5' is not one of es2015"),
     ("debug as string", GOOD + '[build]\ndebug = "on"\n', "build.debug: expected true or false, got a string 'on'"),
+    (
+        "metadata maps nothing",
+        GOOD + "[metadata]\n",
+        "metadata: maps no field; add one, e.g. [metadata.visitor.agent] email = ",
+    ),
+    (
+        "metadata bad field name",
+        GOOD + "[metadata.visitor.custom]\n'plan-tier' = { '@path' = '$.traits.plan' }\n",
+        "metadata.visitor.custom: 'plan-tier' is not a Pendo field name (letters, digits and _",
+    ),
+    (
+        "metadata unknown directive",
+        GOOD + "[metadata.account.agent]\nname = { '@case' = { operator = 'lower' } }\n",
+        "metadata.account.agent: name: unknown mapping directive '@case'",
+    ),
+    (
+        "metadata field in both groups",
+        GOOD + "[metadata.visitor]\nagent = { plan = 1 }\ncustom = { plan = 2 }\n",
+        "metadata.visitor: plan is both an agent and a custom field; keep it in one group",
+    ),
+    (
+        "metadata group typo",
+        GOOD + "[metadata.visitor.costum]\nplan = 1\n",
+        "metadata.visitor.costum: unknown key; did you mean 'custom'? allowed keys here: agent, custom",
+    ),
+    (
+        "metadata secret_env",
+        GOOD + "[metadata]\nsecret_env = '$PENDO_KEY'\n[metadata.visitor.agent]\nemail = 'x'\n",
+        "metadata.secret_env: '$PENDO_KEY' is not an environment variable name",
+    ),
+    (
+        "metadata window too long",
+        GOOD + "[metadata]\nwindow_seconds = 86400\n[metadata.visitor.agent]\nemail = 'x'\n",
+        "metadata.window_seconds: must be at most 3600.0, got 86400.0",
+    ),
+    (
+        "metadata body too small",
+        GOOD + "[metadata]\nmax_bytes = 100\n[metadata.visitor.agent]\nemail = 'x'\n",
+        "metadata.max_bytes: must be at least 16384, got 100",
+    ),
+    (
+        "metadata parent id path",
+        GOOD + "[metadata.parent_account]\nid = { '@path' = 'traits parent' }\nagent = { name = 'x' }\n",
+        "metadata.parent_account.id: '$.traits parent' is not a supported path at column 9",
+    ),
     ("TOML syntax error", "[pendo\napi_key = 1\n", "TOML syntax error: "),
     ("not UTF-8", b'[pendo]\napi_key = "\xff\xfe"\n', "is not UTF-8 (bad byte at offset 19); save the file as UTF-8"),
     ("binary garbage", b"\x00\x01\x02\x03", "TOML syntax error"),

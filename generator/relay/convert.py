@@ -201,3 +201,18 @@ def _context(value: Any) -> dict[str, Any]:
         "title": page.get("title"),
     }
     return {key: value for key, value in found.items() if isinstance(value, str) and value}
+
+
+def visitor_id(event: dict[str, Any], rule: VisitorRule) -> str:
+    """The Pendo visitor id of any event by the browser's rule; RejectedEvent when the event has none."""
+    return _visitor_id(event, rule)
+
+
+def as_id(value: Any) -> str | None:
+    """A usable Pendo id (non-empty text of at most 10,000 characters, or a number), else None."""
+    return _as_id(value)
+
+
+def event_time_ms(event: dict[str, Any]) -> int:
+    """When the event happened, in ms since the epoch (now when it carries no time); RejectedEvent if unreadable."""
+    return _timestamp_ms(event)
