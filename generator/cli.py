@@ -143,7 +143,11 @@ def _make_parser() -> argparse.ArgumentParser:
     _add_config_argument(relay)
     relay.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     relay.add_argument("--port", type=_port, default=8787, help="port to listen on (default 8787)")
-    relay.add_argument("--db", type=Path, default=Path("relay.sqlite3"), help="the outbox file (default relay.sqlite3)")
+    relay.add_argument(
+        "--db",
+        default="relay.sqlite3",
+        help="the outbox: a SQLite file (default relay.sqlite3), or a postgresql:// URL that several relays share",
+    )
     relay.add_argument("--pendo-url", help="override the Track Events API URL (default: the config's region)")
     relay.add_argument("--concurrency", type=_positive, default=4, help="requests to Pendo at once (default 4)")
     relay.add_argument(
