@@ -115,7 +115,11 @@ def connect_error(error: psycopg.Error, where: str) -> StorageError:
     lowered = said.lower()
     if isinstance(error, psycopg.ProgrammingError) and not state:
         reason = f"the URL is not usable ({said}); write it as postgresql://user:password@host:5432/database"
-    elif state in {"28P01", "28000"} or "authentication failed" in lowered or "no password supplied" in lowered:
+    elif (
+        state in {"28P01", "28000"}
+        or any(words in lowered for words in ("authentication failed", "no password supplied", "no pg_hba.conf"))
+        or ('role "' in lowered and "does not exist" in lowered)
+    ):
         reason = f"the server refused the user or password ({said}); check the credentials in the URL"
     elif state == "3D000" or ("database" in lowered and "does not exist" in lowered):
         reason = f"the database does not exist ({said}); create it (createdb) or fix the URL"
@@ -168,9 +172,11 @@ class PostgresOutbox:
         self.url = url
         self.where = describe(url)
         try:
-            conninfo.conninfo_to_dict(url)
+            ports = str(conninfo.conninfo_to_dict(url).get("port") or "")
         except psycopg.Error as error:
             raise connect_error(error, self.where) from None
+        if not all(port.isdigit() for port in ports.split(",") if port):
+            raise StorageError(f"outbox {self.where}: the URL is not usable (port {ports!r} is not a number)")
         self.owner = 0
         self._writer: psycopg.Connection[Any] | None = None
         self._write_lock = threading.Lock()
