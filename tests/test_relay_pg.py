@@ -168,7 +168,7 @@ def test_any_messageid_and_any_reason_are_stored(url: str) -> None:
         assert outbox.add_many([NewEvent(odd, "track", "{}", RECENT_MS)]) == [True]
         assert [item.message_id for item in outbox.claim("track", 1, 60)] == [odd]
         outbox.settle([RetryLater(odd, 0, "Pendo said \x00\udcff")])
-        from generator.relay.outbox import DeadLetter  # noqa: PLC0415
+        from generator.relay.outbox import DeadLetter
 
         outbox.claim("track", 1, 60)
         outbox.settle([DeadLetter(odd, 400, "bad \x00 body")])
@@ -209,7 +209,7 @@ def test_a_lost_connection_is_a_storage_error_then_the_relay_reconnects_with_its
     ],
     ids=["no database", "unknown user", "no server", "bad port", "bad option"],
 )
-def test_a_bad_url_or_an_unreachable_server_is_one_line_and_exit_3(
+def test_a_bad_url_or_an_unreachable_server_is_one_line_and_exit_3(  # noqa: PLR0917  (pytest passes parameters positionally)
     postgres_cluster: PostgresCluster,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
