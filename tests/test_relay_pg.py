@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter
@@ -16,7 +17,8 @@ from generator.relay.outbox import Delivered, NewEvent, Released, RetryLater
 from generator.relay.pg_outbox import APP_KEY, LIVE_OWNERS, SCHEMA_VERSION, PostgresOutbox, describe
 from tests.support.outboxes import fresh_database
 from tests.support.postgres import PORT, PostgresCluster
-from tests.support.relay_process import PENDO_SECRET, RECENT_MS, SHARED_SECRET, wait_for
+from tests.support.recording_pendo import Send, recording_pendo
+from tests.support.relay_process import PENDO_SECRET, RECENT_MS, SHARED_SECRET, Relay, track, wait_for
 
 
 def live_owners(url: str) -> set[int]:
@@ -231,3 +233,101 @@ def test_a_bad_url_or_an_unreachable_server_is_one_line_and_exit_3(  # noqa: PLR
 
 def test_a_url_is_shown_without_its_password() -> None:
     assert describe("postgresql://relay:hunter2@db.example:6432/events") == "postgresql://relay@db.example:6432/events"
+
+
+# --- several relay processes on one database ---------------------------------------------------------------------
+
+
+class SharingRelay(Relay):
+    """A relay process on the shared outbox; its Pendo secret names it (and its restarts) in the fake's records."""
+
+    def __init__(self, workdir: Path, pendo_url: str, url: str, name: str) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(workdir, pendo_url, options=("--concurrency", "8"))
+        self.url = url
+        self.name = name
+        self.generation = 0
+
+    @property
+    def secret(self) -> str:
+        return f"{self.name}.{self.generation}"
+
+    def command(self) -> list[str]:
+        command = super().command()
+        command[command.index("--db") + 1] = self.url
+        return command
+
+    def environment(self) -> dict[str, str]:
+        return {**super().environment(), "PENDO_TRACK_EVENT_SECRET": self.secret}
+
+    def restart(self) -> None:
+        self.generation += 1
+        self.start()
+
+
+def send_round_robin(relays: list[SharingRelay], batches: list[list[dict[str, object]]], stop: threading.Event) -> None:
+    """Like a load balancer: each batch to the next relay, to another one while a relay does not answer 200."""
+    turn = 0
+    for batch in batches:
+        while not stop.is_set():
+            relay = relays[turn % len(relays)]
+            turn += 1
+            status, answer = relay.post("/v1/batch", {"batch": batch}, timeout=5)
+            if status == 200 and answer["accepted"] + answer["duplicates"] == len(batch):
+                break
+            time.sleep(0.02)
+
+
+def test_three_relays_share_twenty_thousand_events_through_sigkills_each_sent_by_one_at_a_time(
+    tmp_path: Path, url: str
+) -> None:
+    total, per_batch, window = 20_000, 100, 5.0
+    with recording_pendo() as pendo:
+        relays = [SharingRelay(tmp_path / f"relay-{n}", pendo.url, url, f"relay-{n}") for n in range(3)]
+        kills: dict[str, float] = {}  # secret of a killed process: when it was killed
+        stop = threading.Event()
+        try:
+            for relay in relays:
+                relay.start()
+            batches = [[track(i) for i in range(start, start + per_batch)] for start in range(0, total, per_batch)]
+            sender = threading.Thread(target=send_round_robin, args=(relays, batches, stop))
+            sender.start()
+            for victim in [relays[n % 3] for n in range(6)]:
+                time.sleep(1.5)
+                killed_secret = victim.secret
+                victim.kill()
+                kills[killed_secret] = time.monotonic()
+                victim.restart()
+            sender.join(timeout=60)
+            assert not sender.is_alive(), "every batch acknowledged"
+            wait_for(lambda: len(pendo.delivered()) == total, "every event at the fake", timeout=90)
+            wait_for(lambda: relays[0].metrics()["pending"] == 0, "nothing pending", timeout=30)
+            metrics = relays[0].metrics()
+            for relay in relays:
+                assert relay.health() == (200, {"status": "ok", "pending": 0, "problems": {}, "paused": {}})
+        finally:
+            stop.set()
+            for relay in relays:
+                relay.stop()
+        time.sleep(0.5)
+        sends = list(pendo.sends)
+    assert pendo.delivered() == set(range(total)), "nothing lost"
+    assert (metrics["received"], metrics["delivered"], metrics["pending"]) == (total, total, 0)
+    by_event: dict[int, list[Send]] = {}
+    for send in sends:
+        by_event.setdefault(send.index, []).append(send)
+    duplicates = {index: found for index, found in by_event.items() if len(found) > 1}
+    for index, found in duplicates.items():
+        found.sort(key=lambda send: send.arrived)
+        for earlier in found[:-1]:
+            # The at-least-once window: the relay that sent it was killed before it recorded Pendo's answer.
+            killed = kills.get(earlier.sender)
+            assert killed is not None, (index, found)
+            assert earlier.answered <= killed + 0.5 and killed - earlier.answered < window, (index, found, killed)
+    for index, found in by_event.items():
+        # In flight from the arrival until the answer (or until its relay was killed, whichever came first).
+        spans = sorted((send.arrived, min(send.answered, kills.get(send.sender, send.answered))) for send in found)
+        for (_, first_end), (second_start, _) in itertools.pairwise(spans):
+            assert second_start >= first_end, (index, found)
+    assert len({send.sender for send in sends}) >= 6, "every relay and restarted relay delivered some"
+    assert len(duplicates) < total // 50, len(duplicates)
