@@ -331,3 +331,35 @@ def test_three_relays_share_twenty_thousand_events_through_sigkills_each_sent_by
             assert second_start >= first_end, (index, found)
     assert len({send.sender for send in sends}) >= 6, "every relay and restarted relay delivered some"
     assert len(duplicates) < total // 50, len(duplicates)
+
+
+def test_a_database_outage_shows_in_healthz_refuses_intake_and_delivery_resumes_after(
+    tmp_path: Path, url: str, postgres_cluster: PostgresCluster
+) -> None:
+    name = url.split("/")[3].split("?", maxsplit=1)[0]
+
+    def allow_connections(allowed: bool) -> None:
+        with psycopg.connect(postgres_cluster.dsn, autocommit=True) as admin:
+            admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS {str(allowed).lower()}")
+            if not allowed:
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+
+    with recording_pendo() as pendo:
+        relay = SharingRelay(tmp_path / "relay", pendo.url, url, "relay").start()
+        try:
+            relay.post("/v1/batch", {"batch": [track(i) for i in range(5)]})
+            wait_for(lambda: len(pendo.delivered()) == 5, "the first five")
+            allow_connections(False)
+            wait_for(lambda: relay.health()[0] == 503, "the outage to show in /healthz")
+            problem = relay.health()[1]["problems"]["storage"]
+            assert f"outbox {describe(url)}: the server does not take connections now" in problem, problem
+            status, answer = relay.post("/v1/batch", {"batch": [track(i) for i in range(5, 10)]})
+            assert status == 503 and answer["error"].startswith("the relay cannot store events now: outbox "), answer
+            allow_connections(True)
+            wait_for(lambda: relay.health()[0] == 200, "/healthz to recover", timeout=30)
+            assert relay.post("/v1/batch", {"batch": [track(i) for i in range(5, 10)]})[0] == 200
+            wait_for(lambda: pendo.delivered() == set(range(10)), "delivery to resume", timeout=30)
+            assert relay.metrics()["delivered"] == 10
+        finally:
+            allow_connections(True)
+            relay.stop()

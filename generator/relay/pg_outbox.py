@@ -123,6 +123,8 @@ def connect_error(error: psycopg.Error, where: str) -> StorageError:
         reason = f"the server refused the user or password ({said}); check the credentials in the URL"
     elif state == "3D000" or ("database" in lowered and "does not exist" in lowered):
         reason = f"the database does not exist ({said}); create it (createdb) or fix the URL"
+    elif "not currently accepting connections" in lowered or "the database system is" in lowered:
+        reason = f"the server does not take connections now ({said}); waiting for it"
     elif "timeout expired" in lowered:
         reason = f"no answer from the server within {CONNECT_SECONDS}s; is the host right and reachable?"
     else:
