@@ -173,6 +173,11 @@ def _make_parser() -> argparse.ArgumentParser:
     bench_relay.add_argument(
         "--backlog", type=_positive, default=1_000_000, help="largest waiting backlog to deliver (default 1,000,000)"
     )
+    bench_relay.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="also measure delivery by 1, 2 and 3 relays sharing this PostgreSQL database (its outbox is emptied)",
+    )
     bench_relay.set_defaults(run=_run_bench_relay)
 
     serve = commands.add_parser(
@@ -279,7 +284,7 @@ def _run_relay(arguments: argparse.Namespace) -> int:
 def _run_bench_relay(arguments: argparse.Namespace) -> int:
     from generator.bench_relay import run  # noqa: PLC0415
 
-    return run(arguments.json, backlog=arguments.backlog)
+    return run(arguments.json, backlog=arguments.backlog, postgres=arguments.postgres)
 
 
 def _run_serve(arguments: argparse.Namespace) -> int:
