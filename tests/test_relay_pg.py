@@ -363,3 +363,16 @@ def test_a_database_outage_shows_in_healthz_refuses_intake_and_delivery_resumes_
         finally:
             allow_connections(True)
             relay.stop()
+
+
+def test_the_urls_own_options_are_kept_so_the_outbox_can_live_in_its_own_schema(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute("CREATE SCHEMA relay")
+    outbox = PostgresOutbox(f"{url}&options=-csearch_path%3Drelay")
+    try:
+        outbox.add_many(events(1))
+        with psycopg.connect(url) as db:
+            tables = {row[0] for row in db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'relay'")}
+        assert {"outbox", "counters", "dead_letters", "relay_schema_version"} <= tables
+    finally:
+        outbox.close()

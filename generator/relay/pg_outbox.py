@@ -174,9 +174,11 @@ class PostgresOutbox:
         self.url = url
         self.where = describe(url)
         try:
-            ports = str(conninfo.conninfo_to_dict(url).get("port") or "")
+            parts = conninfo.conninfo_to_dict(url)
         except psycopg.Error as error:
             raise connect_error(error, self.where) from None
+        self._options = str(parts.get("options") or "")
+        ports = str(parts.get("port") or "")
         if not all(port.isdigit() for port in ports.split(",") if port):
             raise StorageError(f"outbox {self.where}: the URL is not usable (port {ports!r} is not a number)")
         self.owner = 0
@@ -192,13 +194,15 @@ class PostgresOutbox:
     # --- connections -------------------------------------------------------------------------------------------
 
     def _connect(self) -> psycopg.Connection[Any]:
+        # The URL's own options (say, -c search_path=relay) are kept; the statement timeout is added to them.
+        options = f"{self._options} -c statement_timeout={STATEMENT_TIMEOUT_MS}".strip()
         try:
             return psycopg.connect(
                 self.url,
                 autocommit=True,
                 connect_timeout=CONNECT_SECONDS,
                 application_name="segment-pendo relay",
-                options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+                options=options,
                 keepalives=1,
                 keepalives_idle=10,
                 keepalives_interval=5,
