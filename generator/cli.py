@@ -136,8 +136,9 @@ def _make_parser() -> argparse.ArgumentParser:
         help="run the HTTP relay that delivers server-side track events to Pendo",
         description=(
             "Accept Segment-spec track events (single or batch) and deliver them to Pendo's Track Events API "
-            "from a durable outbox (a SQLite file, or a PostgreSQL database several relays share). Secrets come from the environment: PENDO_TRACK_EVENT_SECRET (Pendo's "
-            "Track Event Shared Secret) and RELAY_SHARED_SECRET (what senders sign or authenticate with)."
+            "from a durable outbox (a SQLite file, or a PostgreSQL database several relays share). Secrets come "
+            "from the environment: PENDO_TRACK_EVENT_SECRET (Pendo's Track Event Shared Secret) and "
+            "RELAY_SHARED_SECRET (what senders sign or authenticate with)."
         ),
     )
     _add_config_argument(relay)
