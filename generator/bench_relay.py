@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -30,7 +31,7 @@ from typing import Any
 
 from generator.errors import GeneratorError
 from generator.paths import PROJECT_ROOT
-from generator.relay.outbox import NewEvent, SqliteOutbox
+from generator.relay.outbox import Delivered, NewEvent, SqliteOutbox
 
 SHARED_SECRET = "bench-shared-secret"
 AUTHORIZATION = "Basic YmVuY2gtc2hhcmVkLXNlY3JldDo="  # bench-shared-secret:
@@ -322,10 +323,42 @@ def measure_shared(url: str, backlog: int, relay_counts: Sequence[int] = (1, 2, 
             name = f"delivery, PostgreSQL, {count} relay{'s' if count > 1 else ''} (events/s)"
             results[name] = bench.delivered.value / elapsed
             print(f"  {name:<48} {results[name]:>12,.0f}", flush=True)
+        for count in relay_counts:
+            # The outbox's own ceiling: claims and settles with no HTTP, one connection set per would-be relay.
+            name = f"claim+settle, PostgreSQL, {count} relay{'s' if count > 1 else ''} (events/s)"
+            results[name] = _claim_and_settle(url, backlog, count)
+            print(f"  {name:<48} {results[name]:>12,.0f}", flush=True)
     finally:
         bench.fake.kill()
         shutil.rmtree(workdir, ignore_errors=True)
     return results
+
+
+def _claim_and_settle(url: str, backlog: int, count: int) -> float:
+    from generator.relay.pg_outbox import PostgresOutbox  # noqa: PLC0415  (psycopg is optional)
+
+    outboxes = [PostgresOutbox(url) for _ in range(count)]
+    try:
+        outboxes[0].empty_for_benchmark()
+        now_ms = int(time.time() * 1000)
+        outboxes[0].add_many(
+            [NewEvent(f"bench-{index}", "track", _pendo_body(index, now_ms), now_ms) for index in range(backlog)]
+        )
+
+        def drain(outbox: PostgresOutbox) -> None:
+            while batch := outbox.claim("track", 64, 300):
+                outbox.settle([Delivered(item.message_id) for item in batch])
+
+        workers = [threading.Thread(target=drain, args=(outbox,)) for outbox in outboxes]
+        start = time.monotonic()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        return backlog / (time.monotonic() - start)
+    finally:
+        for outbox in outboxes:
+            outbox.close()
 
 
 def run(json_path: Path, backlog: int = 1_000_000, postgres: str | None = None, shared_backlog: int = 50_000) -> int:
