@@ -360,7 +360,7 @@ def test_a_database_outage_shows_in_healthz_refuses_intake_and_delivery_resumes_
             wait_for(lambda: relay.health()[0] == 200, "/healthz to recover", timeout=30)
             assert relay.post("/v1/batch", {"batch": [track(i) for i in range(5, 10)]})[0] == 200
             wait_for(lambda: pendo.delivered() == set(range(10)), "delivery to resume", timeout=30)
-            assert relay.metrics()["delivered"] == 10
+            wait_for(lambda: relay.metrics()["delivered"] == 10, "the deliveries to be recorded")
         finally:
             allow_connections(True)
             relay.stop()
