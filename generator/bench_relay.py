@@ -20,9 +20,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import Any
 
 from generator.errors import GeneratorError
 from generator.paths import PROJECT_ROOT
-from generator.relay.outbox import NewEvent, SqliteOutbox
+from generator.relay.outbox import Delivered, NewEvent, SqliteOutbox
 
 SHARED_SECRET = "bench-shared-secret"
 AUTHORIZATION = "Basic YmVuY2gtc2hhcmVkLXNlY3JldDo="  # bench-shared-secret:
@@ -114,24 +115,27 @@ class _Bench:
         self.relay: subprocess.Popen[bytes] | None = None
 
     @contextlib.contextmanager
-    def running_relay(self) -> Iterator[None]:
+    def running_relay(self, db: str | None = None, *, pin: bool = True) -> Iterator[None]:
         env = {**os.environ, "PENDO_TRACK_EVENT_SECRET": "bench", "RELAY_SHARED_SECRET": SHARED_SECRET}
         command = [sys.executable, "-m", "generator", "relay", "--config", str(self.workdir / "pendo.toml")]
-        command += ["--port", str(self.relay_port), "--db", str(self.db), "--concurrency", "8"]
+        if db is not None:  # several relays may run at once, each on its own port
+            self.relay_port = _free_port()
+        command += ["--port", str(self.relay_port), "--db", db or str(self.db), "--concurrency", "8"]
         command += ["--pendo-url", f"http://127.0.0.1:{self.fake_port}/data/track"]
         log = (self.workdir / "relay.log").open("ab")
-        self.relay = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log)
-        with contextlib.suppress(OSError):
-            os.sched_setaffinity(self.relay.pid, self.relay_cores)
+        self.relay = relay = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log)
+        if pin:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(relay.pid, self.relay_cores)
         try:
             self._wait_until_up()
             yield
         finally:
-            self.relay.send_signal(signal.SIGTERM)
+            relay.send_signal(signal.SIGTERM)
             try:
-                self.relay.wait(timeout=60)
+                relay.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                self.relay.kill()
+                relay.kill()
             log.close()
 
     def _wait_until_up(self) -> None:
@@ -287,10 +291,83 @@ def _deliver_backlog(bench: _Bench, count: int) -> dict[str, float]:
     return results
 
 
-def run(json_path: Path, backlog: int = 1_000_000) -> int:
-    """Print the figures and write them as JSON."""
+def measure_shared(url: str, backlog: int, relay_counts: Sequence[int] = (1, 2, 3)) -> dict[str, float]:
+    """Delivery from one PostgreSQL outbox by 1, 2 and 3 relays at once (unpinned: they share the machine)."""
+    from generator.relay.pg_outbox import PostgresOutbox  # noqa: PLC0415  (psycopg is optional)
+
+    results: dict[str, float] = {}
+    workdir = Path(tempfile.mkdtemp(prefix="bench-relay-pg-"))
+    bench = _Bench(workdir)
+    bench.fake.start()
+    try:
+        for count in relay_counts:
+            outbox = PostgresOutbox(url)
+            outbox.empty_for_benchmark()
+            bench.delivered.value = 0
+            with contextlib.ExitStack() as relays:
+                for _ in range(count):
+                    relays.enter_context(bench.running_relay(db=url, pin=False))
+                # All at once (one transaction), so every relay is up before the first event is due.
+                now_ms = int(time.time() * 1000)
+                outbox.add_many(
+                    [
+                        NewEvent(f"bench-{index}", "track", _pendo_body(index, now_ms), now_ms)
+                        for index in range(backlog)
+                    ]
+                )
+                outbox.close()
+                start = time.monotonic()
+                while time.monotonic() - start < 600 and bench.delivered.value < backlog:
+                    time.sleep(0.05)
+                elapsed = time.monotonic() - start
+            name = f"delivery, PostgreSQL, {count} relay{'s' if count > 1 else ''} (events/s)"
+            results[name] = bench.delivered.value / elapsed
+            print(f"  {name:<48} {results[name]:>12,.0f}", flush=True)
+        for count in relay_counts:
+            # The outbox's own ceiling: claims and settles with no HTTP, one connection set per would-be relay.
+            name = f"claim+settle, PostgreSQL, {count} relay{'s' if count > 1 else ''} (events/s)"
+            results[name] = _claim_and_settle(url, backlog, count)
+            print(f"  {name:<48} {results[name]:>12,.0f}", flush=True)
+    finally:
+        bench.fake.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return results
+
+
+def _claim_and_settle(url: str, backlog: int, count: int) -> float:
+    from generator.relay.pg_outbox import PostgresOutbox  # noqa: PLC0415  (psycopg is optional)
+
+    outboxes = [PostgresOutbox(url) for _ in range(count)]
+    try:
+        outboxes[0].empty_for_benchmark()
+        now_ms = int(time.time() * 1000)
+        outboxes[0].add_many(
+            [NewEvent(f"bench-{index}", "track", _pendo_body(index, now_ms), now_ms) for index in range(backlog)]
+        )
+
+        def drain(outbox: PostgresOutbox) -> None:
+            while batch := outbox.claim("track", 64, 300):
+                outbox.settle([Delivered(item.message_id) for item in batch])
+
+        workers = [threading.Thread(target=drain, args=(outbox,)) for outbox in outboxes]
+        start = time.monotonic()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        return backlog / (time.monotonic() - start)
+    finally:
+        for outbox in outboxes:
+            outbox.close()
+
+
+def run(json_path: Path, backlog: int = 1_000_000, postgres: str | None = None, shared_backlog: int = 50_000) -> int:
+    """Print the figures and write them as JSON; with postgres (a URL), delivery by several relays too."""
     print("relay throughput (the relay on one core, the senders and the fake Pendo on the other):", flush=True)
     figures = measure(backlog)
+    if postgres:
+        print(f"{shared_backlog:,} events waiting in PostgreSQL, relays unpinned:", flush=True)
+        figures.results |= measure_shared(postgres, shared_backlog)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     document: dict[str, Any] = {"machine": figures.machine, "results": figures.results}
     json_path.write_text(json.dumps(document, indent=2) + "\n")

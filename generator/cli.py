@@ -28,6 +28,7 @@ EXIT_USAGE = 2
 EXIT_BROKEN_PIPE = 141
 # What `segment-pendo relay` imports beyond the base install (the `relay` extra).
 RELAY_MODULES = ("starlette", "uvicorn", "aiohttp", "httptools")
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 MAX_PORT = 65_535
 
 
@@ -51,6 +52,13 @@ def _path(text: str) -> Path:
     if "\0" in text:
         raise argparse.ArgumentTypeError(f"{text!r} holds a NUL character; pass a path")
     return Path(text)
+
+
+def _outbox_target(text: str) -> str:
+    """A postgresql:// URL as it is; anything else is the SQLite file's path."""
+    if text.startswith(POSTGRES_SCHEMES):
+        return text
+    return str(_path(text))
 
 
 def _http_url(text: str) -> str:
@@ -245,15 +253,19 @@ def _make_parser() -> argparse.ArgumentParser:
         help="run the HTTP relay that delivers server-side track events to Pendo",
         description=(
             "Accept Segment-spec track events (single or batch) and deliver them to Pendo's Track Events API "
-            "from a durable SQLite outbox. Secrets come from the environment: PENDO_TRACK_EVENT_SECRET (Pendo's "
-            "Track Event Shared Secret) and RELAY_SHARED_SECRET (what senders sign or authenticate with)."
+            "from a durable outbox (a SQLite file, or a PostgreSQL database several relays share). Secrets come "
+            "from the environment: PENDO_TRACK_EVENT_SECRET (Pendo's Track Event Shared Secret) and "
+            "RELAY_SHARED_SECRET (what senders sign or authenticate with)."
         ),
     )
     _add_config_argument(relay)
     relay.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     relay.add_argument("--port", type=_port, default=8787, help="port to listen on (default 8787)")
     relay.add_argument(
-        "--db", type=_path, default=Path("relay.sqlite3"), help="the outbox file (default relay.sqlite3)"
+        "--db",
+        type=_outbox_target,
+        default="relay.sqlite3",
+        help="the outbox: a SQLite file (default relay.sqlite3), or a postgresql:// URL that several relays share",
     )
     relay.add_argument(
         "--pendo-url", type=_http_url, help="override the Track Events API URL (default: the config's region)"
@@ -317,6 +329,11 @@ def _add_bench_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     )
     bench_relay.add_argument(
         "--backlog", type=_positive, default=1_000_000, help="largest waiting backlog to deliver (default 1,000,000)"
+    )
+    bench_relay.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="also measure delivery by 1, 2 and 3 relays sharing this PostgreSQL database (its outbox is emptied)",
     )
     bench_relay.set_defaults(run=_run_bench_relay)
 
@@ -408,7 +425,8 @@ def _run_relay(arguments: argparse.Namespace) -> int:
     missing = [name for name in RELAY_MODULES if importlib.util.find_spec(name) is None]
     if missing:
         raise GeneratorError(f"the relay needs {', '.join(missing)}: pip install 'segment-pendo[relay]'")
-    _check_database("--db", arguments.db)
+    if not arguments.db.startswith(POSTGRES_SCHEMES):
+        _check_database("--db", Path(arguments.db))
     free_port(arguments.host, arguments.port)
     from generator.relay.main import run_relay  # noqa: PLC0415
 
@@ -428,7 +446,7 @@ def _run_relay(arguments: argparse.Namespace) -> int:
 def _run_bench_relay(arguments: argparse.Namespace) -> int:
     from generator.bench_relay import run  # noqa: PLC0415
 
-    return run(arguments.json, backlog=arguments.backlog)
+    return run(arguments.json, backlog=arguments.backlog, postgres=arguments.postgres)
 
 
 def _run_serve(arguments: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +14,10 @@ import pytest
 from generator.errors import StorageError
 from generator.relay.app import DAY_MS
 from generator.relay.convert import RejectedEvent, track_body
-from generator.relay.outbox import DUE_QUERY, DeadLetter, Delivered, NewEvent, RetryLater, SqliteOutbox
+from generator.relay.outbox import DUE_QUERY, DeadLetter, Delivered, NewEvent, Outbox, RetryLater, SqliteOutbox
 from tests.support.fake_pendo_track import FakePendoTrack, fake_pendo_track
 from tests.support.node_script import run_node_script
+from tests.support.outboxes import table_rows
 from tests.support.relay_process import PENDO_SECRET, RECENT, RECENT_MS, SHARED_SECRET, Relay, track, wait_for
 
 
@@ -230,8 +231,8 @@ def test_anonymous_visitors_use_pendos_prefix_and_group_falls_back_to_properties
         track_body({"type": "track", "event": "E", "userId": "u", "timestamp": "2026-11-28T10:00:00"})
 
 
-def test_the_outbox_keeps_only_what_it_still_needs(tmp_path: Path) -> None:
-    outbox = SqliteOutbox(tmp_path / "outbox.sqlite3")
+def test_the_outbox_keeps_only_what_it_still_needs(new_outbox: Callable[[], Outbox]) -> None:
+    outbox = new_outbox()
     old, recent = RECENT_MS - 9 * DAY_MS, RECENT_MS
     names = [("old-delivered", old), ("old-pending", old), ("old-dead", old), ("new", recent)]
     assert (
@@ -243,11 +244,11 @@ def test_the_outbox_keeps_only_what_it_still_needs(tmp_path: Path) -> None:
     assert outbox.claim("track", 10, 60) == [], "leased events are nobody else's"
     outbox.settle([Delivered("old-delivered"), Delivered("new"), DeadLetter("old-dead", 400, "no")])
     outbox.settle([RetryLater("old-pending", 0, "HTTP 500")])
-    bodies = dict(outbox._db.execute("SELECT message_id, body FROM outbox").fetchall())
+    bodies = dict(table_rows(outbox, "SELECT message_id, body FROM outbox"))
     assert bodies["old-delivered"] == bodies["new"] == bodies["old-dead"] == ""
     assert outbox.prune(RECENT_MS - 8 * DAY_MS, 1) == 1
     assert outbox.prune(RECENT_MS - 8 * DAY_MS, 100) == 1
-    remaining = {row[0] for row in outbox._db.execute("SELECT message_id FROM outbox")}
+    remaining = {row[0] for row in table_rows(outbox, "SELECT message_id FROM outbox")}
     assert remaining == {"old-pending", "new"}
     assert outbox.add_many([NewEvent("new", "track", "{}", recent)]) == [False], "a remembered messageId is a duplicate"
     assert outbox.dead_letters(10) == [{"messageId": "old-dead", "status": 400, "reason": "no"}]
@@ -260,7 +261,6 @@ def test_the_outbox_keeps_only_what_it_still_needs(tmp_path: Path) -> None:
         "pending": 1,
     }
     assert [item.attempts for item in outbox.claim("track", 10, 60)] == [1]
-    outbox.close()
 
 
 def test_the_due_query_reads_an_index_in_order_and_never_sorts(tmp_path: Path) -> None:

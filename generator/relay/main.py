@@ -11,7 +11,7 @@ from generator.errors import GeneratorError
 from generator.regions import track_events_url
 from generator.relay.app import RelaySettings, create_app
 from generator.relay.delivery import track_destination
-from generator.relay.outbox import SqliteOutbox
+from generator.relay.outbox import Outbox, SqliteOutbox
 from generator.relay.server import serve
 
 
@@ -19,7 +19,7 @@ def run_relay(  # noqa: PLR0917  (the command's options, one to one)
     config_path: Path,
     host: str,
     port: int,
-    db: Path,
+    db: str,
     pendo_url: str | None,
     concurrency: int,
     *,
@@ -44,8 +44,21 @@ def run_relay(  # noqa: PLR0917  (the command's options, one to one)
         prune_every_seconds=prune_every_seconds,
         client_timeout_seconds=client_timeout_seconds,
     )
-    outbox = SqliteOutbox(db)
+    outbox, where = open_outbox(db)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    print(f"relay on http://{host}:{port}/ → {destination.url} (outbox {db})", flush=True)
+    print(f"relay on http://{host}:{port}/ → {destination.url} (outbox {where})", flush=True)
     serve(create_app(outbox, settings), host, port, header_seconds=client_timeout_seconds)
     return 0
+
+
+def open_outbox(db: str) -> tuple[Outbox, str]:
+    """The outbox --db names, and where it is for messages: a postgresql:// URL is shared, a path is a file."""
+    if not db.startswith(("postgresql://", "postgres://")):
+        return SqliteOutbox(Path(db)), db
+    try:
+        from generator.relay.pg_outbox import PostgresOutbox, describe  # noqa: PLC0415  (psycopg is optional)
+    except ImportError:
+        raise GeneratorError(
+            "--db is a PostgreSQL URL but psycopg is not installed; pip install 'segment-pendo[postgres]'"
+        ) from None
+    return PostgresOutbox(db), describe(db)
