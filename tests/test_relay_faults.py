@@ -443,7 +443,7 @@ def _not_sqlite(path: Path) -> Path:
         (_zeroed, "it is not a SQLite database"),
         (_truncated, "the database is damaged"),
         (_corrupt_past_schema, "the database is damaged"),
-        (_folder, "it is a folder"),
+        (_folder, "is a folder; pass a file path"),
         (_not_sqlite, "it is not a SQLite database"),
     ],
     ids=["zeroed", "truncated", "corrupt past its schema", "a folder", "not SQLite"],
@@ -456,7 +456,8 @@ def test_an_unusable_outbox_is_one_line_and_exit_3_at_startup(
     assert result.returncode == 3, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"error: outbox {db}: ")
+    # The command line finds a folder before the outbox opens it; the outbox itself finds the rest.
+    assert lines[0].startswith(f"error: --db {db} " if make is _folder else f"error: outbox {db}: ")
     assert reason in lines[0]
 
 
@@ -475,8 +476,11 @@ def test_a_read_only_or_full_disk_is_one_line_and_exit_3_at_startup(
         assert result.returncode == 3, result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1, result.stderr
-        expected = "it is read-only" if fault == "read-only" else "the disk is full"
-        assert lines[0].startswith(f"error: outbox {db}: {expected}")
+        if fault == "read-only":
+            # Found by the command line's check of --db, before the outbox opens the file.
+            assert lines[0].startswith(f"error: --db {db}: no permission to write in {disk}")
+        else:
+            assert lines[0].startswith(f"error: outbox {db}: the disk is full")
 
 
 def test_a_full_disk_pauses_delivery_without_duplicates_and_intake_says_503(
