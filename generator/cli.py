@@ -265,6 +265,11 @@ def _make_parser() -> argparse.ArgumentParser:
     relay.add_argument(
         "--pendo-url", type=_http_url, help="override the Track Events API URL (default: the config's region)"
     )
+    relay.add_argument(
+        "--pendo-metadata-url",
+        type=_http_url,
+        help="override the metadata API's base URL for [metadata] (default: the config's region's app host)",
+    )
     relay.add_argument("--concurrency", type=_positive, default=4, help="requests to Pendo at once (default 4)")
     relay.add_argument(
         "--private-details", action="store_true", help="/metrics and /healthz details need the shared secret too"
@@ -409,6 +414,7 @@ def _run_relay(arguments: argparse.Namespace) -> int:
         private_details=arguments.private_details,
         prune_every_seconds=arguments.prune_every,
         client_timeout_seconds=arguments.client_timeout,
+        metadata_url=arguments.pendo_metadata_url,
     )
 
 
