@@ -253,7 +253,9 @@ def _make_parser() -> argparse.ArgumentParser:
         description=(
             "Accept Segment-spec track events (single or batch) and deliver them to Pendo's Track Events API "
             "from a durable SQLite outbox. Secrets come from the environment: PENDO_TRACK_EVENT_SECRET (Pendo's "
-            "Track Event Shared Secret) and RELAY_SHARED_SECRET (what senders sign or authenticate with)."
+            "Track Event Shared Secret) and RELAY_SHARED_SECRET (what senders sign or authenticate with). With "
+            "[metadata] in the config, identify and group calls go to Pendo's metadata API too, with the "
+            "Integration Key from the variable [metadata] secret_env names."
         ),
     )
     _add_config_argument(relay)

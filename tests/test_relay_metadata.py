@@ -221,6 +221,35 @@ def test_records_pendo_does_not_know_are_dead_lettered_when_create_is_off(
         relay.stop()
 
 
+def test_a_refused_record_is_found_by_halving_the_body_and_only_it_is_dead_lettered(
+    tmp_path: Path, pendo: FakePendoTrack, metadata: FakePendoMetadata
+) -> None:
+    metadata.refused_records = {"u3"}
+    relay = start(tmp_path, pendo, metadata, config())
+    try:
+        relay.post("/v1/batch", {"batch": [identify(f"u{index}", email=f"{index}@x.example") for index in range(5)]})
+        wait_for(lambda: relay.metrics()["pending"] == 0, "every entry settled")
+        assert [sorted(rows_by_id(request)) for request in metadata.requests] == [
+            ["u0", "u1", "u2", "u3", "u4"],
+            ["u0", "u1"],
+            ["u2", "u3", "u4"],
+            ["u2"],
+            ["u3", "u4"],
+            ["u3"],
+            ["u4"],
+        ]
+        assert [index for index in range(5) if metadata.values("visitor", f"u{index}", "agent")] == [0, 1, 2, 4]
+        assert relay.metrics()["dead_letters"] == [
+            {
+                "messageId": "id-u3-0#visitor/agent",
+                "status": 400,
+                "reason": "HTTP 400: a record holds a value that cannot be stored",
+            }
+        ]
+    finally:
+        relay.stop()
+
+
 def test_sigkill_during_metadata_delivery_loses_nothing(
     tmp_path: Path, pendo: FakePendoTrack, metadata: FakePendoMetadata
 ) -> None:

@@ -44,6 +44,8 @@ class FakePendoMetadata:
     mode: str = "ok"
     retry_after: str = "0"
     hung: int = 0  # requests received in hang mode
+    # Records whose values it refuses (400 naming no field), as Pendo refuses a value it cannot store.
+    refused_records: set[str] = field(default_factory=set)
     custom_fields: dict[str, set[str]] = field(default_factory=dict)
     # (kind, record id) → group → field → value
     records: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict)
@@ -94,6 +96,8 @@ class FakePendoMetadata:
             for row in rows
         ):
             return 400, {}, f"body must be a list of {{{id_key!r}: id, 'values': {{...}}}}".encode()
+        if any(row[id_key] in self.refused_records for row in rows):
+            return 400, {}, b"a record holds a value that cannot be stored"
         if group == "custom":
             declared = self.custom_fields.get(kind, set())
             unknown = sorted({name for row in rows for name in row["values"]} - declared)
