@@ -187,6 +187,27 @@ def test_a_429_with_retry_after_pauses_that_destination_only(
         relay.stop()
 
 
+def test_a_newer_value_never_overtakes_an_older_one_being_retried(
+    tmp_path: Path, pendo: FakePendoTrack, metadata: FakePendoMetadata
+) -> None:
+    relay = start(tmp_path, pendo, metadata, config())
+    try:
+        metadata.mode = "500"
+        relay.post("/v1/track", identify("u1", 0, email="old@x.example"))
+        wait_for(lambda: len(metadata.requests) == 1, "the first try")
+        metadata.mode = "ok"
+        relay.post("/v1/track", identify("u1", 1000, email="new@x.example"))
+        wait_for(lambda: relay.metrics()["pending"] == 0, "both settled")
+        assert [request.rows for request in metadata.requests] == [
+            [{"visitorId": "u1", "values": {"email": "old@x.example"}}],
+            [{"visitorId": "u1", "values": {"email": "new@x.example"}}],
+        ]
+        assert metadata.values("visitor", "u1", "agent") == {"email": "new@x.example"}
+        assert relay.metrics()["delivered"] == 2
+    finally:
+        relay.stop()
+
+
 def test_a_refused_integration_key_holds_updates_and_shows_in_healthz(
     tmp_path: Path, pendo: FakePendoTrack, metadata: FakePendoMetadata
 ) -> None:
