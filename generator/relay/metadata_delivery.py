@@ -174,6 +174,13 @@ class MetadataDeliverer:
         self.failures: Counter[str] = Counter()  # failed bodies in a row, by destination
         self.bodies_sent = 0
         self.rows_sent = 0
+        committer.on_settled(self._outcomes_written)
+
+    def _outcomes_written(self) -> None:
+        # Bodies may wait for the outcomes of a previous one to be written (max_unrecorded): they can go now.
+        for state in self.states:
+            if self.queues[state.destination.name].ready:
+                state.changed.set()
 
     def wake(self) -> None:
         """New entries may be due."""
