@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from generator.relay.outbox import NewEvent, SqliteOutbox
 from tests.support.fake_pendo_metadata import FakePendoMetadata, RecordedRequest, fake_pendo_metadata
 from tests.support.fake_pendo_track import FakePendoTrack, fake_pendo_track
 from tests.support.node_script import run_node_script
@@ -327,3 +328,25 @@ def test_identify_and_group_are_refused_with_reasons_and_the_integration_key_is_
     assert refused.stderr.strip().splitlines() == [
         "error: set PENDO_INTEGRATION_KEY in the environment; the relay will not run without them"
     ]
+
+
+def test_held_updates_survive_a_stop_and_a_damaged_entry_cannot_stop_the_others(
+    tmp_path: Path, pendo: FakePendoTrack, metadata: FakePendoMetadata
+) -> None:
+    relay = start(tmp_path, pendo, metadata, config(window=60))
+    relay.post("/v1/track", identify("u1", email="a@x.example"))
+    wait_for(lambda: relay.metrics()["metadata"]["held"] == 1, "the update held for its window")
+    relay.stop()
+    assert metadata.requests == []
+    outbox = SqliteOutbox(relay.db)
+    outbox.add_many([NewEvent("damaged#visitor/agent", "metadata/visitor/agent", "{not json", RECENT_MS)])
+    outbox.close()
+    relay = start(tmp_path, pendo, metadata, config())
+    try:
+        wait_for(lambda: relay.metrics()["pending"] == 0, "both settled")
+        assert metadata.values("visitor", "u1", "agent") == {"email": "a@x.example"}
+        (dead,) = relay.metrics()["dead_letters"]
+        assert (dead["messageId"], dead["status"]) == ("damaged#visitor/agent", 0)
+        assert dead["reason"].startswith("the stored entry is not JSON")
+    finally:
+        relay.stop()
