@@ -255,7 +255,9 @@ def _make_parser() -> argparse.ArgumentParser:
             "Accept Segment-spec track events (single or batch) and deliver them to Pendo's Track Events API "
             "from a durable outbox (a SQLite file, or a PostgreSQL database several relays share). Secrets come "
             "from the environment: PENDO_TRACK_EVENT_SECRET (Pendo's Track Event Shared Secret) and "
-            "RELAY_SHARED_SECRET (what senders sign or authenticate with)."
+            "RELAY_SHARED_SECRET (what senders sign or authenticate with). With [metadata] in the config, identify "
+            "and group calls go to Pendo's metadata API too, with the Integration Key from the variable "
+            "[metadata] secret_env names."
         ),
     )
     _add_config_argument(relay)
@@ -269,6 +271,11 @@ def _make_parser() -> argparse.ArgumentParser:
     )
     relay.add_argument(
         "--pendo-url", type=_http_url, help="override the Track Events API URL (default: the config's region)"
+    )
+    relay.add_argument(
+        "--pendo-metadata-url",
+        type=_http_url,
+        help="override the metadata API's base URL for [metadata] (default: the config's region's app host)",
     )
     relay.add_argument("--concurrency", type=_positive, default=4, help="requests to Pendo at once (default 4)")
     relay.add_argument(
@@ -440,6 +447,7 @@ def _run_relay(arguments: argparse.Namespace) -> int:
         private_details=arguments.private_details,
         prune_every_seconds=arguments.prune_every,
         client_timeout_seconds=arguments.client_timeout,
+        metadata_url=arguments.pendo_metadata_url,
     )
 
 

@@ -24,9 +24,10 @@ from generator.fql import parse_fql
 from generator.relay.auth import NO_CREDENTIALS, header_problem, signature_matches
 from generator.relay.committer import Committer
 from generator.relay.convert import PENDO_MAX_AGE_MS, VisitorRule
-from generator.relay.delivery import Deliverer, DeliverySettings, Destination
+from generator.relay.delivery import TRACK, Deliverer, DeliverySettings, Destination
 from generator.relay.health import Health, supervise
 from generator.relay.intake import Converted, Refused, convert, decoded, parse, read_body
+from generator.relay.metadata_delivery import MetadataDeliverer, MetadataDelivery
 from generator.relay.metrics import prometheus_text
 from generator.relay.outbox import Outbox
 
@@ -52,6 +53,8 @@ class RelaySettings:
     prune_every_seconds: float = 600.0
     # A sender gets this long to send its headers (enforced by the server) and twice as long for its body.
     client_timeout_seconds: float = 10.0
+    # The config's [metadata] with the Integration Key: identify and group calls go to Pendo's metadata API.
+    metadata: MetadataDelivery | None = None
 
 
 def create_app(outbox: Outbox, settings: RelaySettings) -> Starlette:
@@ -76,10 +79,19 @@ class _Relay:
         self.health = Health()
         self.committer = Committer(outbox, self.health)
         self.deliverer = Deliverer(self.committer, settings.destinations, settings.delivery, self.health)
+        self.metadata = (
+            MetadataDeliverer(self.committer, settings.metadata, settings.delivery, self.health)
+            if settings.metadata is not None
+            else None
+        )
         self.selected = parse_fql(settings.subscribe)
 
     def _parse_and_convert(self, plain: bytes) -> Converted:
-        return convert(parse(plain), self.settings.visitor_rule, self.selected)
+        metadata = self.settings.metadata.settings if self.settings.metadata is not None else None
+        return convert(parse(plain), self.settings.visitor_rule, self.selected, metadata)
+
+    def _paused(self) -> dict[str, float]:
+        return self.deliverer.paused() | (self.metadata.paused() if self.metadata is not None else {})
 
     async def receive(self, request: Request) -> Response:
         secret = self.settings.shared_secret
@@ -104,14 +116,19 @@ class _Relay:
                 stored = await self.committer.add(converted.events)
             except StorageError as error:
                 return _error(503, f"the relay cannot store events now: {error}", {"Retry-After": "10"})
-            self.deliverer.wake()
-        accepted = sum(stored)
-        counts = {
+            if any(event.destination == TRACK for event in converted.events):
+                self.deliverer.wake()
+            if self.metadata is not None and any(event.destination != TRACK for event in converted.events):
+                self.metadata.wake()
+        accepted, duplicates = converted.counts(stored)
+        counts: dict[str, Any] = {
             "accepted": accepted,
-            "duplicates": len(stored) - accepted,
+            "duplicates": duplicates,
             "skipped": converted.skipped,
             "rejected": converted.rejected,
         }
+        if converted.dropped:
+            counts["dropped"] = converted.dropped
         status = 422 if converted.rejected and not (stored or converted.skipped) else 200
         return JSONResponse(counts, status_code=status)
 
@@ -129,7 +146,7 @@ class _Relay:
                 health.report("storage", f"outbox reads fail: {error}")
                 pending = None
             problems = health.problems()
-            document |= {"pending": pending, "problems": problems, "paused": self.deliverer.paused()}
+            document |= {"pending": pending, "problems": problems, "paused": self._paused()}
         document["status"] = "ok" if health.ok else "degraded"
         return JSONResponse(document, status_code=200 if health.ok else 503)
 
@@ -141,21 +158,27 @@ class _Relay:
             dead_letters = await self.committer.read(partial(self.outbox.dead_letters, RECENT_DEAD_LETTERS))
         except StorageError as error:
             return _error(503, f"the relay cannot read its outbox now: {error}")
-        windows = {state.destination.name: state.window for state in self.deliverer.states}
+        states = [*self.deliverer.states, *(self.metadata.states if self.metadata is not None else [])]
+        windows = {state.destination.name: state.window for state in states}
         problems = self.health.problems()
         if _wants_prometheus(request):
-            text = prometheus_text(stats, problems, windows, self.deliverer.paused())
+            text = prometheus_text(stats, problems, windows, self._paused())
             return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
         group_commit = {"commits": self.committer.intake_commits, "events": self.committer.intake_events}
-        return JSONResponse(
-            {
-                **stats,
-                "problems": problems,
-                "concurrency": windows,
-                "group_commit": group_commit,
-                "dead_letters": dead_letters,
+        document: dict[str, Any] = {
+            **stats,
+            "problems": problems,
+            "concurrency": windows,
+            "group_commit": group_commit,
+            "dead_letters": dead_letters,
+        }
+        if self.metadata is not None:
+            document["metadata"] = {
+                "held": self.metadata.held(),
+                "bodies": self.metadata.bodies_sent,
+                "rows": self.metadata.rows_sent,
             }
-        )
+        return JSONResponse(document)
 
     async def _prune_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -180,9 +203,14 @@ class _Relay:
             supervised("deliverer", lambda: self.deliverer.run(stop), stop),
             supervised("pruner", lambda: self._prune_forever(stop), stop),
         ]
+        metadata = self.metadata
+        if metadata is not None:
+            workers.append(supervised("metadata deliverer", lambda: metadata.run(stop), stop))
         yield
         stop.set()
         self.deliverer.wake()
+        if metadata is not None:
+            metadata.wake()
         await asyncio.gather(*workers)
         # Only now: the deliverer's last outcomes are written before the outbox closes.
         stop_writes.set()

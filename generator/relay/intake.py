@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from generator.fql import evaluate_fql
+from generator.metadata_config import MetadataSettings
 from generator.relay.convert import (
     RejectedEvent,
     VisitorRule,
@@ -22,6 +23,7 @@ from generator.relay.convert import (
     track_body,
 )
 from generator.relay.delivery import TRACK
+from generator.relay.metadata_rows import METADATA_CALLS, metadata_rows
 from generator.relay.outbox import NewEvent
 
 # Segment's own HTTP API takes at most 500 KB per batch request.
@@ -43,11 +45,26 @@ class Refused(Exception):
 
 @dataclass
 class Converted:
-    """What a body holds: the events to store, how many were not selected, which were refused and why."""
+    """What a body holds: the events to store, how many were not selected, which were refused and why.
+
+    An identify or group call is stored as one entry per Pendo record kind and field group it writes;
+    `origins` says which call of the body each entry in `events` comes from, and `dropped` which of its
+    values were left out (and why).
+    """
 
     events: list[NewEvent] = field(default_factory=list)
     skipped: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    origins: list[int] = field(default_factory=list)
+    dropped: list[dict[str, Any]] = field(default_factory=list)
+
+    def counts(self, stored: list[bool]) -> tuple[int, int]:
+        """(accepted, duplicates) by call: a call is new when any of its entries was."""
+        new: dict[int, bool] = {}
+        for origin, added in zip(self.origins, stored, strict=True):
+            new[origin] = new.get(origin, False) or added
+        accepted = sum(new.values())
+        return accepted, len(new) - accepted
 
 
 async def read_body(
@@ -110,19 +127,34 @@ def parse(text: bytes) -> list[Any]:
     return [document]
 
 
-def convert(events: list[Any], visitor_rule: VisitorRule, selected: Any) -> Converted:
-    """Each event checked and converted to what is stored; refusals name the event's index and the field."""
+def convert(
+    events: list[Any], visitor_rule: VisitorRule, selected: Any, metadata: MetadataSettings | None = None
+) -> Converted:
+    """Each event checked and converted to what is stored; refusals name the event's index and the field.
+
+    Identify and group calls go to Pendo's metadata API when the config has `[metadata]`; otherwise they are
+    refused as before (only track events go to the Track Events API).
+    """
     result = Converted()
     now_ms = time.time() * 1000
     for index, event in enumerate(events):
         try:
             check_sendable(event)
+            if metadata is not None and isinstance(event, dict) and event.get("type") in METADATA_CALLS:
+                rows = metadata_rows(event, metadata, visitor_rule, now_ms)
+                result.dropped.extend({"index": index, "reason": reason} for reason in rows.dropped)
+                if not rows.events:
+                    result.skipped += 1
+                result.events.extend(rows.events)
+                result.origins.extend([index] * len(rows.events))
+                continue
             pendo_body = track_body(event, visitor_rule)
             check_time(pendo_body, now_ms)
             if not evaluate_fql(selected, event):
                 result.skipped += 1
                 continue
             result.events.append(NewEvent(message_id(event), TRACK, body_text(pendo_body), pendo_body["timestamp"]))
+            result.origins.append(index)
         except RejectedEvent as error:
             result.rejected.append({"index": index, "reason": str(error)})
     return result

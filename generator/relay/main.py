@@ -11,6 +11,8 @@ from generator.errors import GeneratorError
 from generator.regions import track_events_url
 from generator.relay.app import RelaySettings, create_app
 from generator.relay.delivery import track_destination
+from generator.relay.metadata import app_base_url
+from generator.relay.metadata_delivery import MetadataDelivery
 from generator.relay.outbox import Outbox, SqliteOutbox
 from generator.relay.server import serve
 
@@ -26,12 +28,26 @@ def run_relay(  # noqa: PLR0917  (the command's options, one to one)
     private_details: bool = False,
     prune_every_seconds: float = 600.0,
     client_timeout_seconds: float = 10.0,
+    metadata_url: str | None = None,
 ) -> int:
     """Serve until interrupted; GeneratorError (StorageError for the outbox) when it cannot start."""
     config = load_config(config_path)
-    missing = [name for name in ("PENDO_TRACK_EVENT_SECRET", "RELAY_SHARED_SECRET") if not os.environ.get(name)]
+    needed = ["PENDO_TRACK_EVENT_SECRET", "RELAY_SHARED_SECRET"]
+    if config.metadata is not None:
+        needed.append(config.metadata.secret_env)  # the Integration Key of [metadata] secret_env
+    missing = [name for name in needed if not os.environ.get(name)]
     if missing:
         raise GeneratorError(f"set {' and '.join(missing)} in the environment; the relay will not run without them")
+    metadata = (
+        MetadataDelivery(
+            config.metadata,
+            metadata_url or app_base_url(config.pendo.region),
+            os.environ[config.metadata.secret_env],
+            concurrency,
+        )
+        if config.metadata is not None
+        else None
+    )
     destination = track_destination(
         pendo_url or track_events_url(config.pendo.region), os.environ["PENDO_TRACK_EVENT_SECRET"], concurrency
     )
@@ -43,10 +59,12 @@ def run_relay(  # noqa: PLR0917  (the command's options, one to one)
         private_details=private_details,
         prune_every_seconds=prune_every_seconds,
         client_timeout_seconds=client_timeout_seconds,
+        metadata=metadata,
     )
     outbox, where = open_outbox(db)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    print(f"relay on http://{host}:{port}/ → {destination.url} (outbox {where})", flush=True)
+    also = f" and {metadata.base_url}/api/v1/metadata" if metadata is not None else ""
+    print(f"relay on http://{host}:{port}/ → {destination.url}{also} (outbox {where})", flush=True)
     serve(create_app(outbox, settings), host, port, header_seconds=client_timeout_seconds)
     return 0
 

@@ -5,7 +5,7 @@
 It answers as Pendo documents: 200 with `{"kind", "total", "updated", "failed", "missing"}`, where records it does
 not know are `missing` (and fail) unless `?create=true`; custom fields must be declared (`custom_fields`) or the
 whole request is refused with 400 naming them; a wrong key gets 401. Its mode can be switched: ok, any status
-code as text ("500"; "429" comes with Retry-After), or hang (never answers until switched back).
+code as text ("500"; "429" comes with Retry-After, `retry_after`), or hang (never answers until switched back).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class RecordedRequest:
     key: str | None
     rows: Any
     status: int
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -41,6 +42,10 @@ class FakePendoMetadata:
 
     integration_key: str = "integration-key"
     mode: str = "ok"
+    retry_after: str = "0"
+    hung: int = 0  # requests received in hang mode
+    # Records whose values it refuses (400 naming no field), as Pendo refuses a value it cannot store.
+    refused_records: set[str] = field(default_factory=set)
     custom_fields: dict[str, set[str]] = field(default_factory=dict)
     # (kind, record id) → group → field → value
     records: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict)
@@ -82,7 +87,7 @@ class FakePendoMetadata:
     ) -> tuple[int, dict[str, str], bytes]:
         if self.mode != "ok":
             status = int(self.mode)
-            return status, ({"Retry-After": "0"} if status == 429 else {}), b"not accepted"
+            return status, ({"Retry-After": self.retry_after} if status == 429 else {}), b"not accepted"
         if key != self.integration_key:
             return 401, {}, b"invalid integration key"
         id_key = ID_KEYS[kind]
@@ -91,6 +96,8 @@ class FakePendoMetadata:
             for row in rows
         ):
             return 400, {}, f"body must be a list of {{{id_key!r}: id, 'values': {{...}}}}".encode()
+        if any(row[id_key] in self.refused_records for row in rows):
+            return 400, {}, b"a record holds a value that cannot be stored"
         if group == "custom":
             declared = self.custom_fields.get(kind, set())
             unknown = sorted({name for row in rows for name in row["values"]} - declared)
@@ -126,6 +133,8 @@ def fake_pendo_metadata(**settings: Any) -> Iterator[FakePendoMetadata]:
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if fake.mode == "hang":
+                with fake.lock:
+                    fake.hung += 1
                 while fake.mode == "hang":
                     time.sleep(0.05)
                 self.close_connection = True

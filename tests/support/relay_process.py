@@ -23,6 +23,7 @@ from generator.paths import PROJECT_ROOT
 
 SHARED_SECRET = "relay-shared-secret"
 PENDO_SECRET = "pendo-track-secret"
+INTEGRATION_KEY = "integration-key"  # what tests/support/fake_pendo_metadata.py takes by default
 BASIC = "Basic " + base64.b64encode(f"{SHARED_SECRET}:".encode()).decode()
 
 # An hour ago, with milliseconds: Pendo refuses events more than 7 days old, so test events are recent.
@@ -97,7 +98,12 @@ class Relay:
         ]
 
     def environment(self) -> dict[str, str]:
-        return {**os.environ, "PENDO_TRACK_EVENT_SECRET": PENDO_SECRET, "RELAY_SHARED_SECRET": SHARED_SECRET}
+        return {
+            **os.environ,
+            "PENDO_TRACK_EVENT_SECRET": PENDO_SECRET,
+            "RELAY_SHARED_SECRET": SHARED_SECRET,
+            "PENDO_INTEGRATION_KEY": INTEGRATION_KEY,
+        }
 
     def start(self) -> Relay:
         with self.log.open("ab") as log:
