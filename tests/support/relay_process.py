@@ -38,7 +38,7 @@ def free_port() -> int:
         return port
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 40.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
