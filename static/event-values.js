@@ -27,10 +27,8 @@ export function objectOf(object) {
   return object;
 }
 
-// join reads undefined and null as empty text, and anything else as String(part) does.
-export const templateOf = (parts) => parts.join('');
-
 export const isPresent = (value) => value !== undefined && value !== null;
+export const presentOr = (value, otherwise) => value ?? otherwise;
 
 // Segment's @if "blank" takes its then-branch when the value is NOT blank, with a loose compare.
 // eslint-disable-next-line eqeqeq
@@ -40,9 +38,10 @@ const isText = (value) => typeof value === 'string';
 const isNumber = (value) => typeof value === 'number';
 
 // As in Segment's engine, a negated text test (!contains, !match) is still false when the field is not text.
-export const containsText = (value, text, negated) => isText(value) && value.includes(text) !== !!negated;
-export const startsWithText = (value, prefix, negated) => isText(value) && value.startsWith(prefix) !== !!negated;
-export const endsWithText = (value, suffix, negated) => isText(value) && value.endsWith(suffix) !== !!negated;
+// The tests are only read as conditions: ^ with negated (true or absent) flips the answer as a 0 or 1.
+export const containsText = (value, text, negated) => isText(value) && value.includes(text) ^ negated;
+export const startsWithText = (value, prefix, negated) => isText(value) && value.startsWith(prefix) ^ negated;
+export const endsWithText = (value, suffix, negated) => isText(value) && value.endsWith(suffix) ^ negated;
 export const lessThan = (value, limit) => isNumber(value) && value < limit;
 export const atMost = (value, limit) => isNumber(value) && value <= limit;
 export const greaterThan = (value, limit) => isNumber(value) && value > limit;
