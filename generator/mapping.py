@@ -176,8 +176,11 @@ def compile_mapping(value: Any, literals: LiteralTable, event: str = "e", *, inl
         return "[" + ", ".join(compile_part(item) for item in value) + "]"
     directive = next((key for key in value if str(key).startswith("@")), None)
     if directive is None:
-        pairs = [f"[{literals.ref(key)}]: {compile_part(item)}" for key, item in value.items()]
-        return f"objectOf({{{', '.join(pairs)}}})"
+        # Computed keys: a key named "__proto__" is an ordinary own property, not the prototype.
+        literal = "{" + ", ".join(f"[{literals.ref(key)}]: {compile_part(item)}" for key, item in value.items()) + "}"
+        # Undefined values need no removal where the object is only copied for Pendo (the copy leaves
+        # them out), but an undefined toString or valueOf would make a loose compare (@if blank) throw.
+        return f"objectOf({literal})" if _CONVERSION_KEYS & set(value) else literal
     argument = value[directive]
     if directive == "@path":
         return compile_path(mapping_path(argument), literals, event, inline_keys=inline_keys)
@@ -199,6 +202,12 @@ def compile_mapping(value: Any, literals: LiteralTable, event: str = "e", *, inl
     return f"({test} ? {then} : {otherwise})"
 
 
+_CONVERSION_KEYS = {"toString", "valueOf"}
+EVENT_SPEC_FIELDS = frozenset(
+    ("type", "event", "name", "userId", "anonymousId", "groupId", "properties", "traits", "context")
+)
+
+
 def _is_falsy_literal(value: Any) -> bool:
     return value is None or value is False or value == "" or (isinstance(value, int | float) and value == 0)
 
@@ -213,9 +222,10 @@ def compile_path(segments: list[PathSegment], literals: LiteralTable, event: str
         return event
     if all(isinstance(segment, str) and segment != "length" for segment in segments):
         expression = event
-        for segment in segments:
-            key = json.dumps(segment) if inline_keys else literals.ref(segment)
-            expression = f"own({expression}, {key})"
+        for position, segment in enumerate(segments):
+            # The fields of Segment's event spec are the generator's own names, written in the code.
+            inline = inline_keys or (position == 0 and segment in EVENT_SPEC_FIELDS)
+            expression = f"own({expression}, {json.dumps(segment) if inline else literals.ref(segment)})"
         return expression
     return f"pathOf({event}, {literals.ref(segments)})"
 

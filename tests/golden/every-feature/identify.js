@@ -7,7 +7,7 @@ import { stored } from './segment-source.js';
 
 export function identifySubscriptions(e, send) {
   // subscriptions[1]
-  if (((own(e, "type") === "identify") && (own(own(e, L[5]), L[6]) !== L[7]))) {
-    identifyCall(send, stored, e, own(e, "userId"), objectOf({[L[8]]: [own(own(e, L[5]), L[9]), L[10], own(own(e, L[5]), L[11])].join(''), [L[12]]: own(own(e, L[5]), L[12]), [L[6]]: own(own(e, L[5]), L[6])}), presentOr(own(own(e, "context"), "groupId"), own(e, "groupId")), undefined, L[13], true);
+  if (((own(e, "type") === "identify") && (own(own(e, "traits"), L[5]) !== L[6]))) {
+    identifyCall(send, stored, e, own(e, "userId"), {[L[7]]: [own(own(e, "traits"), L[8]), L[9], own(own(e, "traits"), L[10])].join(''), [L[11]]: own(own(e, "traits"), L[11]), [L[5]]: own(own(e, "traits"), L[5])}, presentOr(own(own(e, "context"), "groupId"), own(e, "groupId")), undefined, L[12], true);
   }
 }

@@ -6,7 +6,7 @@ import { pageCall } from './pendo-actions.js';
 
 export function pageSubscriptions(e, send) {
   // subscriptions[3]
-  if (((own(e, "type") === "page") && (own(own(e, L[14]), L[15]) === L[16]))) {
+  if (((own(e, "type") === "page") && (own(own(e, "properties"), L[13]) === true))) {
     pageCall(send, presentOr(own(own(e, "properties"), "url"), own(own(own(e, "context"), "page"), "url")));
   }
 }
