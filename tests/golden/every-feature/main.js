@@ -37,11 +37,10 @@ function start(win, doc) {
     initialized = true;
     requestAgent(win, doc, agentUrl);
     // A page that installed Pendo itself keeps its own initialize; ours becomes an identify.
-    const identity = identityAtLoad();
     if (pendoStarted(installPendoStub(win))) {
-      send('identify', identity);
+      send('identify', identityAtLoad());
     } else {
-      send('initialize', Object.assign({}, agentOptions, identity));
+      send('initialize', Object.assign({}, agentOptions, identityAtLoad()));
     }
   }
 
