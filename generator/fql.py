@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from generator.literals import LiteralTable
-from generator.mapping import MISSING, resolve_path
+from generator.mapping import MISSING, compile_path, resolve_path
 
 ROOT_FIELDS = ("type", "event", "name", "userId")
 EVENT_TYPES = ("track", "identify", "group", "page", "screen", "alias")
@@ -328,7 +328,7 @@ def compile_fql(node: Node, literals: LiteralTable, event: str = "e") -> str:
         # One of FQL's fixed top-level fields: its name is part of the grammar, not a config value.
         actual = f"own({event}, {json.dumps(node.field[0])})"
     else:
-        actual = f"pathOf({event}, {literals.ref(list(node.field))})"
+        actual = compile_path(list(node.field), literals, event)
     if isinstance(node, Function):
         negated = ", true" if node.negated else ""
         if node.name == "contains":

@@ -176,11 +176,14 @@ def compile_mapping(value: Any, literals: LiteralTable, event: str = "e", *, inl
         return "[" + ", ".join(compile_part(item) for item in value) + "]"
     directive = next((key for key in value if str(key).startswith("@")), None)
     if directive is None:
-        pairs = [f"[{literals.ref(key)}]: {compile_part(item)}" for key, item in value.items()]
-        return f"objectOf({{{', '.join(pairs)}}})"
+        # Computed keys: a key named "__proto__" is an ordinary own property, not the prototype.
+        literal = "{" + ", ".join(f"[{literals.ref(key)}]: {compile_part(item)}" for key, item in value.items()) + "}"
+        # Undefined values need no removal where the object is only copied for Pendo (the copy leaves
+        # them out), but an undefined toString or valueOf would make a loose compare (@if blank) throw.
+        return f"objectOf({literal})" if _CONVERSION_KEYS & set(value) else literal
     argument = value[directive]
     if directive == "@path":
-        return _compile_path(mapping_path(argument), literals, event, inline_keys=inline_keys)
+        return compile_path(mapping_path(argument), literals, event, inline_keys=inline_keys)
     if directive == "@literal":
         return compile_part(argument)
     if directive == "@template":
@@ -192,23 +195,37 @@ def compile_mapping(value: Any, literals: LiteralTable, event: str = "e", *, inl
     has_else = "else" in argument and not _is_falsy_literal(argument["else"])
     otherwise = compile_part(argument["else"]) if has_else else "undefined"
     if condition == "exists" and then == tested:
-        # "the value if present, else ..." is exactly ?? (esbuild lowers it for older targets).
-        return f"({tested} ?? {otherwise})"
+        # "the value if present, else ...": ?? in one shared helper, which esbuild lowers only once for
+        # older targets (both branches are plain reads of the event, so reading both changes nothing).
+        return f"presentOr({tested}, {otherwise})"
     test = f"isPresent({tested})" if condition == "exists" else f"isFilled({tested})"
     return f"({test} ? {then} : {otherwise})"
+
+
+_CONVERSION_KEYS = {"toString", "valueOf"}
+EVENT_SPEC_FIELDS = frozenset(
+    ("type", "event", "name", "userId", "anonymousId", "groupId", "properties", "traits", "context")
+)
 
 
 def _is_falsy_literal(value: Any) -> bool:
     return value is None or value is False or value == "" or (isinstance(value, int | float) and value == 0)
 
 
-def _compile_path(segments: list[PathSegment], literals: LiteralTable, event: str, *, inline_keys: bool = False) -> str:
+def compile_path(segments: list[PathSegment], literals: LiteralTable, event: str, *, inline_keys: bool = False) -> str:
+    """Own-key reads along a path: nested `own` calls, or `pathOf` where a segment needs its rules.
+
+    inline_keys: the keys are written as JSON strings in the code (the generator's own preset paths);
+    otherwise each key is read from the literal table.
+    """
     if not segments:
         return event
-    if inline_keys and all(isinstance(segment, str) and segment != "length" for segment in segments):
+    if all(isinstance(segment, str) and segment != "length" for segment in segments):
         expression = event
-        for segment in segments:
-            expression = f"own({expression}, {json.dumps(segment)})"
+        for position, segment in enumerate(segments):
+            # The fields of Segment's event spec are the generator's own names, written in the code.
+            inline = inline_keys or (position == 0 and segment in EVENT_SPEC_FIELDS)
+            expression = f"own({expression}, {json.dumps(segment) if inline else literals.ref(segment)})"
         return expression
     return f"pathOf({event}, {literals.ref(segments)})"
 
@@ -219,11 +236,12 @@ def _compile_template(text: str, literals: LiteralTable, event: str) -> str:
     for match in _PLACEHOLDER.finditer(text):
         if match.start() > position:
             parts.append(literals.ref(text[position : match.start()]))
-        parts.append(_compile_path(dotted_path(match.group(1)), literals, event))
+        parts.append(compile_path(dotted_path(match.group(1)), literals, event))
         position = match.end()
     if position < len(text) or not parts:
         parts.append(literals.ref(text[position:]))
-    return f"templateOf([{', '.join(parts)}])"
+    # join reads undefined and null as empty text, and anything else as String(part) does.
+    return f"[{', '.join(parts)}].join('')"
 
 
 # The reference evaluator -----------------------------------------------------------------------------

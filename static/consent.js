@@ -5,13 +5,11 @@
 import { own } from './event-values.js';
 import { isPlainObject } from './pendo-data.js';
 
-// Segment's consent wrapper tracks this event whenever the visitor changes their choice; Pendo
-// gets it only when [consent] forward_preference_events says so.
-export const isPreferenceEvent = (event) => event.event === 'Segment Consent Preference Updated';
-
-// Returns granted(event). send makes a Pendo call; onGrant runs on each change to granted, once the
-// agent sends again.
-export function consentGate(win, categories, send, onGrant) {
+// Returns passes(event): consent is granted, and the event is not the one Segment's consent wrapper
+// tracks whenever the visitor changes their choice (Pendo gets that one only with
+// forwardPreferenceEvents, [consent] forward_preference_events). send makes a Pendo call; onGrant runs
+// on each change to granted, once the agent sends again.
+export function consentGate(win, categories, send, onGrant, forwardPreferenceEvents) {
   let granted = false;
   return (event) => {
     const preferences = own(own(own(event, 'context'), 'consent'), 'categoryPreferences');
@@ -26,6 +24,6 @@ export function consentGate(win, categories, send, onGrant) {
         ((win.pendo || {})._q || []).length = 0;
       }
     }
-    return granted;
+    return granted && (forwardPreferenceEvents || event.event !== 'Segment Consent Preference Updated');
   };
 }

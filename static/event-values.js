@@ -1,7 +1,7 @@
 // Helpers the compiled subscriptions and mappings call. Each mirrors a function of the Python
 // reference evaluator (generator/fql.py, generator/mapping.py), which the tests hold them to.
 
-export const hasOwn = Object.prototype.hasOwnProperty;
+export const hasOwn = {}.hasOwnProperty;
 
 // One own key of an object: what Segment's preset mappings compile to.
 export const own = (value, key) =>
@@ -27,26 +27,24 @@ export function objectOf(object) {
   return object;
 }
 
-// join reads undefined and null as empty text, and anything else as String(part) does.
-export const templateOf = (parts) => parts.join('');
-
 export const isPresent = (value) => value !== undefined && value !== null;
+export const presentOr = (value, otherwise) => value ?? otherwise;
 
 // Segment's @if "blank" takes its then-branch when the value is NOT blank, with a loose compare.
 // eslint-disable-next-line eqeqeq
 export const isFilled = (value) => isPresent(value) && value != '';
 
-const isText = (value) => typeof value === 'string';
 const isNumber = (value) => typeof value === 'number';
 
 // As in Segment's engine, a negated text test (!contains, !match) is still false when the field is not text.
-export const containsText = (value, text, negated) => isText(value) && value.includes(text) !== !!negated;
-export const startsWithText = (value, prefix, negated) => isText(value) && value.startsWith(prefix) !== !!negated;
-export const endsWithText = (value, suffix, negated) => isText(value) && value.endsWith(suffix) !== !!negated;
+// The tests are only read as conditions: ^ with negated (true or absent) flips the answer as a 0 or 1.
+export const containsText = (value, text, negated) => typeof value === 'string' && value.includes(text) ^ negated;
+export const startsWithText = (value, prefix, negated) => typeof value === 'string' && value.startsWith(prefix) ^ negated;
+export const endsWithText = (value, suffix, negated) => typeof value === 'string' && value.endsWith(suffix) ^ negated;
 export const lessThan = (value, limit) => isNumber(value) && value < limit;
 export const atMost = (value, limit) => isNumber(value) && value <= limit;
 export const greaterThan = (value, limit) => isNumber(value) && value > limit;
 export const atLeast = (value, limit) => isNumber(value) && value >= limit;
 export const numberEquals = (value, expected) => isNumber(value) && value === expected;
 export const numberDiffers = (value, expected) => isNumber(value) && value !== expected;
-export const isOneOf = (value, list) => isText(value) && list.includes(value);
+export const isOneOf = (value, list) => typeof value === 'string' && list.includes(value);

@@ -54,8 +54,10 @@ export function pendoValue(value, ancestors, keep) {
       }
     }
     // A list keeps its positions (null where an item cannot be sent); an object drops such keys.
-    if (isList || item !== undefined) {
-      copy[key] = item ?? null;
+    if (item !== undefined) {
+      copy[key] = item;
+    } else if (isList) {
+      copy[key] = null;
     }
   }
   ancestors.pop();

@@ -66,8 +66,8 @@ export function hookIntoClient(win, globalKey, onReady, onEvent, onReset) {
     alternativeNames: ['Pendo', 'Pendo Web (Actions)'],
     type: 'destination',
     isLoaded: () => true,
-    // analytics.js may chain on the promise load returns.
-    load: (context, instance) => Promise.resolve(connect(context, instance)),
+    // analytics.js may chain on the promise load returns (async functions are ES2017).
+    load: async (context, instance) => connect(context, instance),
     track: deliver,
     identify: deliver,
     group: deliver,

@@ -6,4 +6,4 @@ export const agentNonce = null;
 export const globalKey = "segment";
 export const agentOptions = {"cookieDomain": ".example.com", "excludeAllText": true, "guides": {"delay": true}};
 export const consentCategories = ["analytics"];
-export const L = ["Report", "Order Completed", "Test", ["Heartbeat"], ["card_number"], ["traits", "role"], "internal", "full_name", ["traits", "first"], " ", ["traits", "last"], "plan", ["traits", "plan"], "role", ["email"], ["properties", "virtual"], true, ["email", "phone"], ["name", "plan", "seats"]];
+export const L = ["Report", "Order Completed", "Test", ["Heartbeat"], ["card_number"], "role", "internal", "full_name", "first", " ", "last", "plan", ["email"], "virtual", ["email", "phone"], ["name", "plan", "seats"]];

@@ -8,11 +8,11 @@ export function identityAtLoad() {
   const identity = {};
   const visitorId = visitorIdFor(stored.userId_(), stored.anonymousId_());
   if (visitorId) {
-    identity.visitor = withId(pendoData(stored.userTraits_(), undefined, L[17]), visitorId);
+    identity.visitor = withId(pendoData(stored.userTraits_(), undefined, L[14]), visitorId);
   }
   const accountId = asPendoId(stored.groupId_());
   if (accountId) {
-    identity.account = withId(pendoData(stored.groupTraits_(), L[18]), accountId);
+    identity.account = withId(pendoData(stored.groupTraits_(), L[15]), accountId);
   }
   return identity;
 }

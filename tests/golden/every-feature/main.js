@@ -7,7 +7,7 @@ import { identifySubscriptions } from './identify.js';
 import { groupSubscriptions } from './group.js';
 import { trackSubscriptions } from './track.js';
 import { pageSubscriptions } from './page.js';
-import { consentGate, isPreferenceEvent } from './consent.js';
+import { consentGate } from './consent.js';
 
 // Marks the page as handled, so that a second copy of this script stays idle.
 const INSTALLED = Symbol.for('segment-pendo');
@@ -28,33 +28,32 @@ function start(win, doc) {
     }
   }
 
+  // On each grant: the first starts Pendo; a re-grant gives Pendo the identity analytics.js holds now,
+  // since identify calls made while consent was revoked were held back.
   function initializeOnce() {
     if (initialized) {
-      return;
+      return send('identify', identityAtLoad());
     }
     initialized = true;
     requestAgent(win, doc, agentUrl);
     // A page that installed Pendo itself keeps its own initialize; ours becomes an identify.
-    const identity = identityAtLoad();
     if (pendoStarted(installPendoStub(win))) {
-      send('identify', identity);
+      send('identify', identityAtLoad());
     } else {
-      send('initialize', Object.assign({}, agentOptions, identity));
+      send('initialize', Object.assign({}, agentOptions, identityAtLoad()));
     }
   }
 
-  // On a (re-)grant Pendo gets the identity analytics.js holds now: identify calls made while
-  // consent was revoked were held back.
-  const consentGranted = consentGate(
+  const passesConsent = consentGate(
     win,
     consentCategories,
     send,
-    () => (initialized ? send('identify', identityAtLoad()) : initializeOnce()),
+    initializeOnce,
   );
 
   // Each event, as the client delivers it; whatever is not an object matches no subscription.
   function onEvent(e) {
-    if (!consentGranted(e) || isPreferenceEvent(e)) {
+    if (!passesConsent(e)) {
       return;
     }
     identifySubscriptions(e, send);
