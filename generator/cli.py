@@ -29,6 +29,7 @@ EXIT_BROKEN_PIPE = 141
 # What `segment-pendo relay` imports beyond the base install (the `relay` extra).
 RELAY_MODULES = ("starlette", "uvicorn", "aiohttp", "httptools")
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+DEFAULT_BENCH_JSON = Path("bench-results/bench.json")
 MAX_PORT = 65_535
 
 
@@ -320,7 +321,9 @@ def _add_bench_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
             "without the script, its own work per event, time to the first Pendo call, and build time."
         ),
     )
-    bench.add_argument("--json", type=_path, default=Path("bench-results/bench.json"), help="where to write JSON")
+    bench.add_argument(
+        "--json", type=_path, default=DEFAULT_BENCH_JSON, help=f"where to write JSON (default {DEFAULT_BENCH_JSON})"
+    )
     bench.add_argument("--calls", type=_positive, default=2_000, help="calls per method (default 2,000)")
     bench.add_argument("--runs", type=_positive, default=5, help="builds to take the median of (default 5)")
     bench.add_argument("--quick", action="store_true", help="sizes and budgets only (seconds, no browser)")
@@ -411,6 +414,9 @@ def _run_bench(arguments: argparse.Namespace) -> int:
 
     if not arguments.quick and not Path(chromium_executable()).is_file():
         raise GeneratorError("bench needs Chromium: install Debian's chromium (apt-get install chromium)")
+    if arguments.json == DEFAULT_BENCH_JSON:
+        # The default folder is the bench's own; a folder the user names must exist.
+        DEFAULT_BENCH_JSON.parent.mkdir(exist_ok=True)
     output_file("--json", arguments.json)
     return run(arguments.json, calls=arguments.calls, runs=arguments.runs, quick=arguments.quick)
 
