@@ -164,9 +164,10 @@ def test_walkthrough_poll_and_dismiss_reach_segment_once_each_and_never_pendo(
 
 
 @pytest.mark.browser
-def test_snoozed_guide(build_script: BuildScript, shop_factory: ShopFactory, context: Any) -> None:
+@pytest.mark.parametrize("bundler", ["esbuild", "esbuild-py"])
+def test_snoozed_guide(build_script: BuildScript, shop_factory: ShopFactory, context: Any, bundler: str) -> None:
     GuideHost(context, [snoozable()])
-    shop = shop_factory(build_script(ON))
+    shop = shop_factory(build_script(ON, bundler=bundler))
     shop.open(page_code="analytics.identify('visitor-8');")
     shop.wait_for_pendo()
     click_through(shop, "pendo-button-snooze")
