@@ -40,6 +40,24 @@
     });
   });
 
+  // Pendo guides (when [guide_events] is on): show one; what the visitor does in it goes to Segment.
+  document.querySelectorAll('button[data-guide]').forEach(function (button) {
+    button.addEventListener('click', function () {
+      if (window.pendo && typeof pendo.showGuideById === 'function') {
+        pendo.showGuideById(button.getAttribute('data-guide'));
+      }
+    });
+  });
+
+  // A guide event the script sent to Segment: its track calls carry this integrations flag.
+  function showGuideEvent(entry) {
+    var event = entry.event;
+    if (event && event.type === 'track' && event.integrations &&
+        event.integrations['Pendo Web (segment-pendo)'] === false) {
+      addItem('segment-guide-event', 'Segment got track: ' + event.event, 'from a Pendo guide event', event.properties);
+    }
+  }
+
   function describe(event) {
     switch (event.type) {
       case 'track':
@@ -56,6 +74,9 @@
   }
 
   function show(entry) {
+    if (entry.source === 'segment') {
+      showGuideEvent(entry);
+    }
     if (entry.source !== 'pendo' || entry.endpoint !== 'ptm.gif') {
       return;
     }

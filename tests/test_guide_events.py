@@ -17,10 +17,11 @@ from playwright.sync_api import Route
 
 from generator.config_loader import parse_config
 from generator.demo import local_agent
+from generator.demo.guides import ONE_DAY_MS, snoozable, walkthrough
 from generator.render import render_modules
 from tests.conftest import DEFAULT_API_KEY, BuildScript, default_config
 from tests.support.fake_internet import FakeInternet
-from tests.support.pendo_guides import ONE_DAY_MS, GuideHost, snoozable, walkthrough
+from tests.support.pendo_guides import GuideHost
 from tests.support.shop import Shop
 
 ShopFactory = Callable[[Path], Shop]

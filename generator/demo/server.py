@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from generator.config_loader import load_config
-from generator.demo import local_agent
+from generator.demo import guides, local_agent
 from generator.demo.beacons import TRANSPARENT_GIF, jzb_payloads
 from generator.errors import GeneratorError
 from generator.paths import NODE_MODULES, PROJECT_ROOT, STATIC_DIR, TEMPLATES_DIR
@@ -77,12 +78,14 @@ class DemoState:
             del self.log[: max(0, len(self.log) - MAX_LOG_ENTRIES)]
 
 
-def make_server(config_path: Path, *, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
+def make_server(
+    config_path: Path, *, host: str = "127.0.0.1", port: int = 8000, build_root: Path = SITE_DIR / "build"
+) -> ThreadingHTTPServer:
     """A demo server bound to host:port (port 0 picks a free one); call serve_forever() on it."""
     state = DemoState(
         config_path=config_path,
-        build_dir=SITE_DIR / "build" / "production",
-        debug_build_dir=SITE_DIR / "build" / "debug",
+        build_dir=build_root / "production",
+        debug_build_dir=build_root / "debug",
     )
     state.rebuild_if_changed()
     if state.build_error:
@@ -156,10 +159,22 @@ def _handler_for(state: DemoState) -> type[BaseHTTPRequestHandler]:
 
         def _pendo_data(self, endpoint: str, body: str | None) -> None:
             state.record("pendo", {"endpoint": endpoint, "payloads": jzb_payloads(self.path, body)})
-            if endpoint.endswith(".gif"):
+            if endpoint == "guide.json":
+                self._guide_list()
+            elif endpoint.endswith(".gif"):
                 self._send(200, TRANSPARENT_GIF, "image/gif")
             else:
                 self._send(200, b"{}", "application/json")
+
+        def _guide_list(self) -> None:
+            # The demo's guides launch from the page's buttons (launchMethod "api"), not by themselves.
+            time.sleep(guides.HOLD_SECONDS)
+            request_id = parse_qs(urlsplit(self.path).query).get("id", ["0"])[0]
+            demo_guides = [
+                {**guides.walkthrough(), "launchMethod": "api"},
+                {**guides.snoozable(), "launchMethod": "api"},
+            ]
+            self._send(200, json.dumps(guides.guide_list_answer(request_id, demo_guides)).encode(), "application/json")
 
         def _segment_cdn(self, path: str) -> None:
             if re.match(r"^/analytics\.js/v1/[^/]+/analytics\.min\.js$", path):
