@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from generator import __version__
+from generator import __version__, guide_events
 from generator.bundle import (
     MINIFIED_NAME,
     READABLE_NAME,
@@ -40,6 +40,9 @@ def build(config: Config | str | Path, out_dir: str | Path, *, bundler: BundlerC
         warning = double_tracking_warning(config)
         if warning:
             result.warnings.append(warning)
+        loop_warning = guide_events.webhook_loop_warning(config)  # guide events (issue #14)
+        if loop_warning:
+            result.warnings.append(loop_warning)
         files = {
             READABLE_NAME: result.readable.encode("utf-8"),
             MINIFIED_NAME: result.minified.encode("utf-8"),

@@ -18,6 +18,7 @@ from playwright.sync_api import Route
 from generator.config_loader import parse_config
 from generator.demo import local_agent
 from generator.demo.guides import ONE_DAY_MS, snoozable, walkthrough
+from generator.guide_events import webhook_loop_warning
 from generator.render import render_modules
 from tests.conftest import DEFAULT_API_KEY, BuildScript, default_config
 from tests.support.fake_internet import FakeInternet
@@ -36,7 +37,7 @@ def segment_tracks(internet: FakeInternet) -> list[tuple[str, dict[str, Any]]]:
 
 def pendo_guide_events(internet: FakeInternet) -> list[tuple[str, dict[str, Any]]]:
     """(type, props) of every guide and poll event the agent sent to Pendo."""
-    found = []
+    found: list[tuple[str, dict[str, Any]]] = []
     for request in internet.pendo_requests:
         if request.endpoint in ("guide.gif", "poll.gif"):
             for payload in request.payloads:
@@ -46,7 +47,7 @@ def pendo_guide_events(internet: FakeInternet) -> list[tuple[str, dict[str, Any]
     return found
 
 
-def as_set(events: list[tuple[str, dict[str, Any]]]) -> list[str]:
+def as_set(events: list[tuple[str, Any]]) -> list[str]:
     return sorted(json.dumps(event, sort_keys=True) for event in events)
 
 
@@ -316,3 +317,19 @@ def test_consent_gates_guide_events_like_everything_else(
     shop.page.wait_for_timeout(1000)
     after = [name for name, _ in segment_tracks(shop.internet)[before:]]
     assert not any(name.startswith("Pendo ") for name in after), after
+
+
+def test_build_warns_when_the_webhook_would_send_the_guide_events_on_to_pendo() -> None:
+    def warning(webhook: dict[str, Any], enabled: bool = True) -> str | None:
+        data = {"pendo": {"api_key": DEFAULT_API_KEY}, "guide_events": {"enabled": enabled}, "webhook": webhook}
+        return webhook_loop_warning(parse_config(data))
+
+    assert warning({}) == (
+        "[webhook] subscribe selects the guide events 'Pendo Guide Advanced', 'Pendo Guide Button Clicked', "
+        "'Pendo Guide Dismissed', 'Pendo Guide Seen', 'Pendo Guide Snoozed', 'Pendo Poll Answered', so Segment "
+        "would send them on to Pendo's Track Events API: exclude them there, e.g. subscribe = "
+        '\'type = "track" and !match(event, "Pendo *")\''
+    )
+    assert warning({"subscribe": 'type = "track" and !match(event, "Pendo *")'}) is None
+    assert warning({"covers_web_source": False}) is None
+    assert warning({}, enabled=False) is None

@@ -15,12 +15,17 @@ _ON_SCREEN = {"position": "fixed", "width": "500px", "z-index": "300000"}
 
 
 def button(
-    button_id: str, text: str, action: str, parameters: list[dict[str, Any]] | None = None, **props: str
+    button_id: str,
+    text: str,
+    action: str,
+    *,
+    parameters: list[dict[str, Any]] | None = None,
+    attributes: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A guide button; its id starts with pendo-button, as the agent's click tracking expects."""
     return {
         "type": "button",
-        "props": {"id": button_id, "class": "_pendo-button", **props},
+        "props": {"id": button_id, "class": "_pendo-button", **(attributes or {})},
         "content": text,
         "actions": [
             {
@@ -41,7 +46,7 @@ def yes_no_button(button_id: str, text: str, poll_id: str, value: int) -> dict[s
         button_id,
         text,
         "submitPoll",
-        **{"data-pendo-poll-type": "yesNo", "data-pendo-poll-id": poll_id, "value": str(value)},
+        attributes={"data-pendo-poll-type": "yesNo", "data-pendo-poll-id": poll_id, "value": str(value)},
     )
 
 
@@ -108,7 +113,7 @@ ONE_DAY_MS = 86_400_000
 
 def snoozable() -> dict[str, Any]:
     """One step with a button that snoozes the guide for a day."""
-    parameters = [
+    parameters: list[dict[str, Any]] = [
         {"name": "snooze_duration", "type": "number", "value": ONE_DAY_MS},
         {"name": "time_unit", "type": "string", "value": "Day"},
     ]
@@ -117,7 +122,9 @@ def snoozable() -> dict[str, Any]:
         "Reminder",
         [
             lightbox_step(
-                "stepSnooze", "guideReminder", [button("pendo-button-snooze", "Later", "guideSnoozed", parameters)]
+                "stepSnooze",
+                "guideReminder",
+                [button("pendo-button-snooze", "Later", "guideSnoozed", parameters=parameters)],
             )
         ],
     )
