@@ -314,6 +314,8 @@ def test_consent_gates_guide_events_like_everything_else(
     shop.page.wait_for_timeout(500)
     before = len(segment_tracks(shop.internet))
     click_through(shop, "pendo-button-yes")
+    # The agent took the answer and moved on: the events happened, only the consent gate held them back.
+    shop.page.wait_for_selector("#pendo-button-dismiss", timeout=10_000)
     shop.page.wait_for_timeout(1000)
     after = [name for name, _ in segment_tracks(shop.internet)[before:]]
     assert not any(name.startswith("Pendo ") for name in after), after
