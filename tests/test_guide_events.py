@@ -28,6 +28,7 @@ from tests.support.shop import Shop
 
 ShopFactory = Callable[[Path], Shop]
 ON = default_config() + "[guide_events]\nenabled = true\n"
+EVERY_FEATURE = Path(__file__).parent / "configs" / "every-feature.toml"
 TOUR = {"guide_id": "guideTour", "guide_name": "Welcome tour"}
 
 
@@ -121,6 +122,10 @@ def test_off_by_default_and_absent_from_the_output_when_off(build_script: BuildS
     off_script = build_script(default_config() + "[guide_events]\nenabled = false\n").read_bytes()
     assert off_script == build_script().read_bytes()
     assert b"addExtension" not in off_script
+    every_feature = EVERY_FEATURE.read_text()
+    every_feature_off = build_script(every_feature + "\n[guide_events]\nenabled = false\n").read_bytes()
+    assert every_feature_off == build_script(every_feature).read_bytes()
+    assert b"addExtension" not in every_feature_off
 
 
 def test_config_values_reach_the_script_only_through_config_js() -> None:
