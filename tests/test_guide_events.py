@@ -354,3 +354,29 @@ def test_check_lists_the_guide_events_and_warns_about_the_webhook(
     assert "  [guide_events] Pendo guideSeen: analytics.track('Pendo Guide Seen')\n" in out
     assert "guideActivity" not in out
     assert "warning: [webhook] subscribe selects the guide events 'Pendo Guide Advanced', " in err
+
+
+@pytest.mark.browser
+def test_before_analytics_js_has_loaded_the_events_wait_in_the_snippets_queue(
+    build_script: BuildScript, shop_factory: ShopFactory, context: Any
+) -> None:
+    GuideHost(context, [snoozable()])
+    shop = shop_factory(build_script(ON))
+    shop.internet.segment_behaviour = "abort"
+    agent = f"https://cdn.pendo.io/agent/static/{DEFAULT_API_KEY}/pendo.js"
+    shop.open(
+        head_html=f'<script src="{agent}"></script>',
+        before_script="pendo.initialize({visitor: {id: 'own-visitor'}});",
+    )
+    shop.wait_for_pendo()
+    click_through(shop, "pendo-button-snooze")
+    queued = "() => analytics.filter((call) => call[0] === 'track').map((call) => [call[1], call[3].integrations])"
+    shop.wait_until(lambda: len(shop.run(queued)) >= 3)
+    shop.page.wait_for_timeout(300)
+    not_for_pendo = {"Pendo Web (segment-pendo)": False, "Pendo": False, "Pendo Web (Actions)": False}
+    assert sorted(map(tuple, shop.run(queued))) == [
+        ("Pendo Guide Button Clicked", not_for_pendo),
+        ("Pendo Guide Seen", not_for_pendo),
+        ("Pendo Guide Snoozed", not_for_pendo),
+    ]
+    assert segment_tracks(shop.internet) == []
