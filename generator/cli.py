@@ -16,11 +16,14 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from generator import __version__
 from generator.arguments import free_port, output_file, output_folder
 from generator.errors import GeneratorError, StorageError
+
+if TYPE_CHECKING:
+    from generator.config import Config
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1
@@ -389,7 +392,20 @@ def _run_check(arguments: argparse.Namespace) -> int:
     warning = double_tracking_warning(config)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
+    _print_guide_events(config)
     return EXIT_OK
+
+
+def _print_guide_events(config: Config) -> None:
+    """The lines `check` prints for [guide_events] (issue #14): the track events it sends, its webhook warning."""
+    from generator.guide_events import webhook_loop_warning  # noqa: PLC0415
+
+    if config.guide_events.enabled:
+        for pendo_type, name in config.guide_events.track.forwarded().items():
+            print(f"  [guide_events] Pendo {pendo_type}: analytics.track({name!r})")
+    warning = webhook_loop_warning(config)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _run_import(arguments: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ Names mirror the settings of Segment's Pendo Web (Actions) destination, in snake
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Any, Literal
 
@@ -383,6 +384,83 @@ class WebhookSettings(StrictModel):
         return value
 
 
+# Pendo guide events → Segment (issue #14) ------------------------------------------------------------
+
+# The properties a forwarded guide event can carry, each read from Pendo's event (see guide-events.js.jinja).
+GUIDE_EVENT_PROPERTIES = (
+    "guide_id",
+    "guide_name",
+    "step_id",
+    "reason",
+    "destination_step_id",
+    "snooze_duration",
+    "button_id",
+    "button_type",
+    "button_actions",
+    "poll_id",
+    "poll_type",
+    "poll_answer",
+)
+_MAX_EVENT_NAME = 200
+
+
+class GuideEventNames(StrictModel):
+    """`[guide_events.track]`: the Segment track event each Pendo guide event becomes; false sends none."""
+
+    guideSeen: str | bool = Field(default="Pendo Guide Seen", description="a guide step was shown")
+    guideAdvanced: str | bool = Field(default="Pendo Guide Advanced", description="the visitor went to the next step")
+    guideDismissed: str | bool = Field(default="Pendo Guide Dismissed", description="the visitor closed the guide")
+    guideSnoozed: str | bool = Field(default="Pendo Guide Snoozed", description="the visitor snoozed the guide")
+    guideActivity: str | bool = Field(
+        default="Pendo Guide Button Clicked", description="the visitor clicked a button or link in a guide"
+    )
+    pollResponse: str | bool = Field(default="Pendo Poll Answered", description="the visitor answered a poll")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _name_or_false(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is False:
+            return value
+        if isinstance(value, str) and value.strip() and len(value) <= _MAX_EVENT_NAME:
+            return value
+        raise ValueError(
+            f"{value!r} is not a track event name; give a name of 1 to {_MAX_EVENT_NAME} characters, "
+            f'e.g. "Pendo Guide Seen", or false to send no event for {info.field_name}'
+        )
+
+    def forwarded(self) -> dict[str, str]:
+        """Pendo event type → Segment event name, for the events that are sent."""
+        return {pendo_type: name for pendo_type, name in self.model_dump().items() if isinstance(name, str)}
+
+
+class GuideEventSettings(StrictModel):
+    """`[guide_events]`: Pendo guide and poll events sent to Segment as track events (off by default)."""
+
+    enabled: bool = Field(default=False, description="send Pendo guide and poll events to Segment with analytics.track")
+    track: GuideEventNames = Field(
+        default_factory=GuideEventNames, description="the [guide_events.track] table: Pendo event = track event name"
+    )
+    keys: KeyFilter = Field(default_factory=KeyFilter, description="which properties reach Segment")
+
+    @field_validator("keys")
+    @classmethod
+    def _known_properties(cls, value: KeyFilter) -> KeyFilter:
+        for name in [*(value.allow or []), *value.deny]:
+            if name not in GUIDE_EVENT_PROPERTIES:
+                close = difflib.get_close_matches(name, GUIDE_EVENT_PROPERTIES, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ValueError(
+                    f"{name!r} is not a guide event property; {hint}they are {', '.join(GUIDE_EVENT_PROPERTIES)}"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _sends_something(self) -> GuideEventSettings:
+        if self.enabled and not self.track.forwarded():
+            raise ValueError("every event in [guide_events.track] is false; name one, or set enabled = false")
+        return self
+
+
 class Config(StrictModel):
     """The whole config file."""
 
@@ -399,6 +477,9 @@ class Config(StrictModel):
     metadata: MetadataSettings | None = Field(
         default=None, description="the [metadata] table: server-side identify and group to Pendo's metadata API"
     )
+    guide_events: GuideEventSettings = Field(
+        default_factory=GuideEventSettings, description="the [guide_events] table: Pendo guide events to Segment"
+    )
 
     @model_validator(mode="after")
     def _consent_needs_segment(self) -> Config:
@@ -408,5 +489,15 @@ class Config(StrictModel):
             raise ValueError(
                 "consent.categories reads Segment's consent stamps, which RudderStack events do not carry; "
                 "remove [consent] or use RudderStack's own consent management to load this script"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _guide_events_need_segment(self) -> Config:
+        # The events go out through analytics.js, whose integrations option is what keeps them from Pendo.
+        if self.guide_events.enabled and self.source.client != "segment":
+            raise ValueError(
+                "guide_events.enabled sends through Segment's analytics.track, and RudderStack's SDK is wrapped, "
+                'not hooked, so the events would come back to Pendo; use client = "segment" or remove [guide_events]'
             )
         return self

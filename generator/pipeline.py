@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from generator import __version__
+from generator import __version__, guide_events
 from generator.bundle import (
     MINIFIED_NAME,
     PINNED_ESBUILD_VERSION,
@@ -56,6 +56,9 @@ def build(
         warning = double_tracking_warning(config)
         if warning:
             warnings.append(warning)
+        loop_warning = guide_events.webhook_loop_warning(config)  # guide events (issue #14)
+        if loop_warning:
+            warnings.append(loop_warning)
         files = {
             READABLE_NAME: result.readable.encode("utf-8"),
             MINIFIED_NAME: result.minified.encode("utf-8"),

@@ -10,6 +10,7 @@ from typing import Any
 
 import jinja2
 
+from generator import guide_events
 from generator.compiler import compile_config
 from generator.config import Config
 from generator.errors import RenderError
@@ -53,6 +54,7 @@ def runtime_settings(config: Config) -> dict[str, Any]:
         "globalKey": config.source.resolved_global_key,
         "agentOptions": config.pendo.options.for_agent(),
         "consentCategories": config.consent.categories,
+        **guide_events.runtime_settings(config),
     }
 
 
@@ -67,6 +69,8 @@ def render_modules(config: Config) -> dict[str, str]:
     context = {"config": config, "runtime": runtime_settings(config), "compiled": compile_config(config)}
     rendered: dict[str, str] = {}
     for template_path in sorted(TEMPLATES_DIR.glob(f"*{TEMPLATE_SUFFIX}"), key=_render_order):
+        if not guide_events.template_wanted(template_path.name, config):
+            continue
         module_name = template_path.name.removesuffix(".jinja")
         try:
             rendered[module_name] = environment.get_template(template_path.name).render(context)

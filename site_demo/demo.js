@@ -41,6 +41,24 @@
     });
   });
 
+  // Pendo guides (when [guide_events] is on): show one; what the visitor does in it goes to Segment.
+  document.querySelectorAll('button[data-guide]').forEach(function (button) {
+    button.addEventListener('click', function () {
+      if (window.pendo && typeof pendo.showGuideById === 'function') {
+        pendo.showGuideById(button.getAttribute('data-guide'));
+      }
+    });
+  });
+
+  // A guide event the script sent to Segment: its track calls carry this integrations flag.
+  function showGuideEvent(entry) {
+    var event = entry.event;
+    if (event && event.type === 'track' && event.integrations &&
+        event.integrations['Pendo Web (segment-pendo)'] === false) {
+      addItem('segment-guide-event', 'Segment got track: ' + event.event, 'from a Pendo guide event', event.properties);
+    }
+  }
+
   function describe(event) {
     switch (event.type) {
       case 'track':
@@ -57,6 +75,9 @@
   }
 
   function show(entry) {
+    if (entry.source === 'segment') {
+      showGuideEvent(entry);
+    }
     if (entry.source !== 'pendo' || entry.endpoint !== 'ptm.gif') {
       return;
     }
@@ -161,6 +182,13 @@
       entry.textContent = (item.enabled ? '' : '(off) ') + item.name + ': ' + item.action + ' when ' + item.when;
       list.appendChild(entry);
     });
+    var guideEvents = document.getElementById('guide-events-state');
+    guideEvents.textContent = state.guideEvents
+      ? 'On: ' + Object.keys(state.guideEvents).map(function (type) {
+        return type + ' → "' + state.guideEvents[type] + '"';
+      }).join(', ') + '.'
+      : 'Off in this config: the guides show, and Segment gets nothing from them. Add [guide_events] ' +
+        'enabled = true to the config (the page rebuilds), or start the demo with bash site_demo/run.sh --guide-events.';
     if (state.webhook) {
       var hook = document.createElement('li');
       hook.className = 'subscription webhook';

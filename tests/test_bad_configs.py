@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 
 from generator.cli import main
+from generator.config import GuideEventNames
 from generator.config_loader import parse_config
 from generator.errors import ConfigError
 
 KEY = 'api_key = "5e5b1b2c-7d0a-4d6e-9b1f-3c2a1d0e9f8a"'
 GOOD = f"[pendo]\n{KEY}\n"
 DEEP_MAPPING = "{ a = " * 10 + "1" + " }" * 10
+GUIDE_EVENT_NAMES = list(GuideEventNames.model_fields)
 WIDE_MAPPING = "{ " + ", ".join(f"k{index} = [1, 2, 3]" for index in range(120)) + " }"
 
 # (case id, config file content, text the error must contain: the field and what to do)
@@ -175,6 +177,44 @@ BAD_CONFIGS: list[tuple[str, str | bytes, str]] = [
         "consent with rudderstack",
         GOOD + '[source]\nclient = "rudderstack"\n[consent]\ncategories = ["analytics"]\n',
         "consent.categories reads Segment's consent stamps, which RudderStack events do not carry",
+    ),
+    (
+        "guide_events enabled string",
+        GOOD + '[guide_events]\nenabled = "yes"\n',
+        "guide_events.enabled: expected true or false, got a string 'yes'",
+    ),
+    (
+        "guide_events unknown event",
+        GOOD + '[guide_events]\nenabled = true\n[guide_events.track]\nguideSeem = "Seen"\n',
+        "guide_events.track.guideSeem: unknown key; did you mean 'guideSeen'?",
+    ),
+    (
+        "guide_events empty name",
+        GOOD + '[guide_events]\nenabled = true\n[guide_events.track]\npollResponse = " "\n',
+        "guide_events.track.pollResponse: ' ' is not a track event name; give a name of 1 to 200 characters",
+    ),
+    (
+        "guide_events name true",
+        GOOD + "[guide_events]\nenabled = true\n[guide_events.track]\nguideSeen = true\n",
+        "guide_events.track.guideSeen: True is not a track event name; give a name of 1 to 200 characters, "
+        'e.g. "Pendo Guide Seen", or false to send no event for guideSeen',
+    ),
+    (
+        "guide_events unknown property",
+        GOOD + '[guide_events]\nenabled = true\nkeys = { deny = ["answer"] }\n',
+        "guide_events.keys: 'answer' is not a guide event property; did you mean 'poll_answer'? they are guide_id",
+    ),
+    (
+        "guide_events all off",
+        GOOD
+        + "[guide_events]\nenabled = true\n[guide_events.track]\n"
+        + "".join(f"{name} = false\n" for name in GUIDE_EVENT_NAMES),
+        "guide_events: every event in [guide_events.track] is false; name one, or set enabled = false",
+    ),
+    (
+        "guide_events with rudderstack",
+        GOOD + '[source]\nclient = "rudderstack"\n[guide_events]\nenabled = true\n',
+        "guide_events.enabled sends through Segment's analytics.track",
     ),
     ("bad target", GOOD + '[build]\ntarget = "es5"\n', "build.target: 'es5' is not one of es2015"),
     ("debug as string", GOOD + '[build]\ndebug = "on"\n', "build.debug: expected true or false, got a string 'on'"),

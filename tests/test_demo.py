@@ -59,6 +59,7 @@ def test_identify_on_the_demo_page_shows_the_pendo_visitor(page: Page, demo_url:
         ]
     )
     expect(page.locator("#waiting")).to_be_visible()
+    expect(page.locator("#guide-events-state")).to_contain_text("Off in this config")
 
     page.locator("form[data-call=identify] input[name=id]").fill("demo-visitor-1")
     page.locator("form[data-call=identify] button").click()
@@ -81,3 +82,30 @@ def test_identify_on_the_demo_page_shows_the_pendo_visitor(page: Page, demo_url:
     page.wait_for_timeout(2_000)
     expect(page.locator(".pendo-track")).to_have_count(0)
     expect(page.locator("#waiting")).to_be_visible()
+
+
+def test_guide_events_demo_shows_what_a_guide_sends_to_segment(page: Page) -> None:
+    server = make_server(SITE_DIR / "guide-events.toml", port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(url) else route.abort())
+        page.goto(url)
+        expect(page.locator("#guide-events-state")).to_contain_text('guideSeen → "Pendo Guide Seen"')
+        page.locator("form[data-call=identify] button").click()
+        expect(page.locator("#visitor-id")).to_have_text("user-42", timeout=15_000)
+        # The agent loads the guide list for the identified visitor; the page's button shows one of them.
+        page.wait_for_function("() => !!pendo.findGuideById('guideTour')", timeout=15_000)
+        page.locator("button[data-guide=guideTour]").click()
+        page.locator("#pendo-button-next").click(timeout=15_000)
+        guide_events = page.locator(".segment-guide-event strong")
+        expect(guide_events.filter(has_text="Segment got track: Pendo Guide Advanced")).to_have_count(1, timeout=15_000)
+        expect(guide_events.filter(has_text="Segment got track: Pendo Guide Seen")).to_have_count(2)
+        SCREENSHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "demo-guide-events.png"), full_page=True)
+        assert errors == []
+    finally:
+        server.shutdown()
+        server.server_close()

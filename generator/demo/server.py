@@ -13,6 +13,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from generator.config_loader import load_config
-from generator.demo import local_agent
+from generator.demo import guides, local_agent
 from generator.demo.beacons import TRANSPARENT_GIF, jzb_payloads
 from generator.errors import GeneratorError
 from generator.paths import ANALYTICS_NEXT_DIR, SITE_DIR, STATIC_DIR, TEMPLATES_DIR
@@ -125,7 +126,7 @@ def make_server(
 
 
 def _config_facts(config: Any) -> dict[str, Any]:
-    """What the page says about the config it serves: region, agent URL and the subscriptions in force."""
+    """What the page says about the config it serves: region, agent URL, the subscriptions and guide events."""
     facts: dict[str, Any] = {
         "region": config.pendo.region,
         "agentUrl": config.pendo.agent_url,
@@ -134,6 +135,8 @@ def _config_facts(config: Any) -> dict[str, Any]:
             for item in config.subscriptions
         ],
         "webhook": None,
+        # Pendo event type → Segment track event name, when [guide_events] is on (issue #14).
+        "guideEvents": config.guide_events.track.forwarded() if config.guide_events.enabled else None,
     }
     if config.webhook is not None:
         facts["webhook"] = {
@@ -218,10 +221,22 @@ def _handler_for(state: DemoState) -> type[BaseHTTPRequestHandler]:
 
         def _pendo_data(self, endpoint: str, body: str | None) -> None:
             state.record("pendo", {"endpoint": endpoint, "payloads": jzb_payloads(self.path, body)})
-            if endpoint.endswith(".gif"):
+            if endpoint == "guide.json":
+                self._guide_list()
+            elif endpoint.endswith(".gif"):
                 self._send(200, TRANSPARENT_GIF, "image/gif")
             else:
                 self._send(200, b"{}", "application/json")
+
+        def _guide_list(self) -> None:
+            # The demo's guides launch from the page's buttons (launchMethod "api"), not by themselves.
+            time.sleep(guides.HOLD_SECONDS)
+            request_id = parse_qs(urlsplit(self.path).query).get("id", ["0"])[0]
+            demo_guides = [
+                {**guides.walkthrough(), "launchMethod": "api"},
+                {**guides.snoozable(), "launchMethod": "api"},
+            ]
+            self._send(200, json.dumps(guides.guide_list_answer(request_id, demo_guides)).encode(), "application/json")
 
         def _segment_cdn(self, path: str) -> None:
             if re.match(r"^/analytics\.js/v1/[^/]+/analytics\.min\.js$", path):

@@ -6,6 +6,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from generator.config import GUIDE_EVENT_PROPERTIES, GuideEventNames
 from generator.regions import REGIONS
 from generator.toml_writer import table
 
@@ -140,5 +141,22 @@ def config_texts(draw: st.DrawFn) -> str:
         parts.append(table("subscriptions.mapping", subscription["mapping"]))
     parts.append(table("logout", {"clear_session": draw(st.booleans())}))
     parts.append(table("consent", {"categories": draw(st.lists(key_text, max_size=2))}))
+    if draw(st.booleans()):
+        parts.extend(guide_event_tables(draw))
     parts.append(table("build", {"target": draw(st.sampled_from(TARGETS)), "debug": draw(st.booleans())}))
     return "\n".join(parts)
+
+
+def guide_event_tables(draw: st.DrawFn) -> list[str]:
+    """[guide_events] (issue #14): on or off, some events renamed or switched off, a property filter."""
+    properties = st.lists(st.sampled_from(GUIDE_EVENT_PROPERTIES), max_size=3)
+    keys = draw(st.one_of(properties.map(lambda allow: {"allow": allow}), properties.map(lambda deny: {"deny": deny})))
+    event_name = st.one_of(st.just(False), text.filter(lambda name: name.strip() != ""))
+    # guideSeen keeps a name, so an enabled table always sends something.
+    track = draw(st.fixed_dictionaries({}, optional={name: event_name for name in GuideEventNames.model_fields}))
+    if track.get("guideSeen") is False:
+        del track["guideSeen"]
+    tables = [table("guide_events", {"enabled": draw(st.booleans()), "keys": keys})]
+    if track:
+        tables.append(table("guide_events.track", track))
+    return tables
