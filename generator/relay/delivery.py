@@ -14,7 +14,7 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -157,8 +157,7 @@ class Deliverer:
 
     def paused(self) -> dict[str, float]:
         """Seconds left of each destination's pause."""
-        now = time.monotonic()
-        return {s.destination.name: round(s.paused_until - now, 3) for s in self.states if s.paused_until > now}
+        return seconds_paused(self.states)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until stop is set: one loop per destination."""
@@ -202,13 +201,7 @@ class Deliverer:
                     task.add_done_callback(sending.discard)
                 await self._wait(state, stop, self.settings.poll_seconds)
         finally:
-            if sending and stop.is_set():
-                # Stopping: requests under way get their answers (a cancelled one may have arrived, and would
-                # be sent again after the restart).
-                await asyncio.wait(set(sending), timeout=self.settings.timeout_seconds)
-            for task in list(sending):
-                task.cancel()
-            await asyncio.gather(*sending, return_exceptions=True)
+            await finish_sends(sending, stop, self.settings.timeout_seconds)
             for item in waiting:
                 self.committer.settle(Released(item.message_id))
 
@@ -277,3 +270,22 @@ class Deliverer:
             self.health.report(part, f"HTTP {status} from {destination.url}: {problem}")
             return RetryLater(item.message_id, backoff_seconds(item.attempts, self.settings), f"HTTP {status}")
         return DeadLetter(item.message_id, status, text)
+
+
+def seconds_paused(states: Sequence[DestinationState]) -> dict[str, float]:
+    """Seconds left of each paused destination's pause, by destination name."""
+    now = time.monotonic()
+    return {s.destination.name: round(s.paused_until - now, 3) for s in states if s.paused_until > now}
+
+
+async def finish_sends(sending: set[asyncio.Task[None]], stop: asyncio.Event, timeout_seconds: float) -> None:
+    """End a delivery loop's requests under way: let them finish when stopping, else cancel them.
+
+    Stopping, requests under way get their answers (a cancelled one may have arrived, and would be sent again
+    after the restart).
+    """
+    if sending and stop.is_set():
+        await asyncio.wait(set(sending), timeout=timeout_seconds)
+    for task in list(sending):
+        task.cancel()
+    await asyncio.gather(*sending, return_exceptions=True)

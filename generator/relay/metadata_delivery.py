@@ -29,7 +29,9 @@ from generator.relay.delivery import (
     Destination,
     DestinationState,
     backoff_seconds,
+    finish_sends,
     retry_after_seconds,
+    seconds_paused,
 )
 from generator.relay.health import Health
 from generator.relay.metadata import (
@@ -189,8 +191,7 @@ class MetadataDeliverer:
 
     def paused(self) -> dict[str, float]:
         """Seconds left of each destination's pause."""
-        now = time.monotonic()
-        return {s.destination.name: round(s.paused_until - now, 3) for s in self.states if s.paused_until > now}
+        return seconds_paused(self.states)
 
     def held(self) -> int:
         """Entries in memory (held for their window or being sent)."""
@@ -261,11 +262,7 @@ class MetadataDeliverer:
                 wait = self.settings.poll_seconds if next_due is None else min(next_due, self.settings.poll_seconds)
                 await self._wait(state, stop, wait)
         finally:
-            if sending and stop.is_set():
-                await asyncio.wait(set(sending), timeout=self.settings.timeout_seconds)
-            for task in list(sending):
-                task.cancel()
-            await asyncio.gather(*sending, return_exceptions=True)
+            await finish_sends(sending, stop, self.settings.timeout_seconds)
             # Whatever has no outcome is due again at once (after a restart, or when this loop starts again).
             for message_id in queue.unsent_ids():
                 self.committer.settle(Released(message_id))
