@@ -16,9 +16,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.local_http import serving
 
 ID_KEYS = {"visitor": "visitorId", "account": "accountId", "parentAccount": "parentAccountId"}
 
@@ -147,14 +149,9 @@ def fake_pendo_metadata(**settings: Any) -> Iterator[FakePendoMetadata]:
             self.end_headers()
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake
-    finally:
-        fake.mode = "ok"
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as server:
+        fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            yield fake
+        finally:
+            fake.mode = "ok"  # releases requests held by a hang, so the server can stop

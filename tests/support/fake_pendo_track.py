@@ -14,8 +14,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.local_http import serving
 
 
 @dataclass
@@ -78,18 +80,9 @@ def fake_pendo_track() -> Iterator[FakePendoTrack]:
             self.end_headers()
             self.wfile.write(b"{}")
 
-    class Server(ThreadingHTTPServer):
-        def handle_error(self, request: Any, client_address: Any) -> None:
-            pass  # the relay hung up (a test killed it): nothing to report
-
-    server = Server(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}/data/track"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake
-    finally:
-        fake.mode = "ok"
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as server:
+        fake.url = f"http://127.0.0.1:{server.server_address[1]}/data/track"
+        try:
+            yield fake
+        finally:
+            fake.mode = "ok"  # releases requests held by a hang, so the server can stop

@@ -10,8 +10,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.local_http import serving
 
 
 @dataclass(frozen=True)
@@ -64,19 +66,6 @@ def recording_pendo(max_delay: float = 0.005) -> Iterator[RecordingPendo]:
                 with fake.lock:
                     fake.sends.append(Send(body["properties"]["i"], sender, arrived, time.monotonic()))
 
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-        request_queue_size = 256
-
-        def handle_error(self, request: Any, client_address: Any) -> None:
-            pass  # a relay was killed mid-request
-
-    server = Server(("127.0.0.1", 0), Handler)
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}/data/track"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as server:
+        fake.url = f"http://127.0.0.1:{server.server_address[1]}/data/track"
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
