@@ -215,7 +215,7 @@ def _make_parser() -> argparse.ArgumentParser:
         choices=["script", "esm", "both"],
         default="script",
         help="script (default): the drop-in <script>; esm: segment-pendo.mjs, exporting pendoPlugin for analytics.js "
-        "from npm, and its types segment-pendo.d.ts; both",
+        "from npm, and its types segment-pendo.d.mts; both",
     )
     build.set_defaults(run=_run_build)
 

@@ -37,7 +37,7 @@ BundlerChoice = Literal["esbuild", "esbuild-py"]
 # script: the drop-in <script> (the default); esm: the ES module plugin and its types; both.
 OutputFormat = Literal["script", "esm", "both"]
 OUTPUT_FORMATS = ("script", "esm", "both")
-TYPES_NAME = "segment-pendo.d.ts"
+TYPES_NAME = "segment-pendo.d.mts"
 MODULE_EXPORT = "pendoPlugin"
 
 
@@ -56,7 +56,7 @@ def build(
     name (the manifest's "entry"), which pages should reference so a cached copy of an earlier build never
     meets a newer SRI. With inline, also an inline <script> element and its CSP hash source. The source maps
     are always written; the script and module link to theirs with link_map, and in debug builds. The ES
-    module, segment-pendo.mjs, exports the same plugin as pendoPlugin, typed by segment-pendo.d.ts.
+    module, segment-pendo.mjs, exports the same plugin as pendoPlugin, typed by segment-pendo.d.mts.
     """
     if output_format not in OUTPUT_FORMATS:
         raise GeneratorError(f"format {output_format!r} is not one of {', '.join(OUTPUT_FORMATS)}")

@@ -1,4 +1,5 @@
-// Types of segment-pendo.mjs, written by `segment-pendo build --format esm` beside it.
+// Types of segment-pendo.mjs, written beside it by `segment-pendo build --format esm` (TypeScript reads
+// segment-pendo.d.mts for an import of segment-pendo.mjs).
 // Self-contained: the shape below is analytics.js 2.0's destination Plugin, so TypeScript accepts the plugin
 // in AnalyticsBrowser.load({ plugins }) and analytics.register() without any other package for its types.
 
