@@ -1,0 +1,164 @@
+"""A single-page app as teams build one: analytics.js from npm and the ES module, bundled, in real Chromium.
+
+The app is bundled by the pinned esbuild from @segment/analytics-next and segment-pendo.mjs copied into its source
+tree, passes pendoPlugin to AnalyticsBrowser.load({ plugins }) or analytics.register(), assigns no global, and
+routes with pushState. The real Pendo agent is served locally; nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page
+
+from generator.bundle import find_esbuild
+from generator.paths import NODE_MODULES
+from generator.pipeline import build
+from tests.conftest import DEFAULT_API_KEY, default_config
+from tests.support.fake_internet import SITE, FakeInternet, wait_until
+
+pytestmark = pytest.mark.browser
+
+# How the app hands the plugin to analytics.js: the two ways analytics.js 2.0 takes a plugin.
+LOADERS = {
+    "plugins": "export const analytics = AnalyticsBrowser.load({ writeKey: 'wk_test_1234', plugins: [pendoPlugin] });",
+    "register": (
+        "export const analytics = AnalyticsBrowser.load({ writeKey: 'wk_test_1234' });\n"
+        "analytics.register(pendoPlugin);"
+    ),
+}
+APP = """
+import { AnalyticsBrowser } from '@segment/analytics-next';
+import { pendoPlugin } from './segment-pendo/segment-pendo.mjs';
+
+LOADER
+
+// The app's router: a link changes the URL with pushState and tells Segment, as single-page apps do.
+document.addEventListener('click', (event) => {
+  const link = event.target.closest('a[data-route]');
+  if (link) {
+    event.preventDefault();
+    history.pushState({}, '', link.getAttribute('href'));
+    analytics.page();
+  }
+});
+
+document.getElementById('sign-in').addEventListener('click', () => {
+  analytics.identify('spa-user', { name: 'Ada', plan: 'pro' });
+  analytics.group('acct-1', { tier: 'gold', seats: 12 });
+  analytics.track('Report Viewed', { report: 'weekly' });
+});
+
+analytics.page();
+"""
+PAGE = """<!doctype html>
+<html><head><title>Reports</title><script src="/assets/app.js" defer></script></head>
+<body><h1>Reports</h1><button id="sign-in">Sign in</button>
+<a data-route href="/reports/7">Report 7</a> <a data-route href="/settings">Settings</a></body></html>
+"""
+# Paths the app's server answers with the same page, as a single-page app's server does for its routes.
+ROUTES = ("/", "/reports/7", "/settings")
+
+
+@pytest.fixture(scope="session")
+def app_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The app bundled once per way of passing the plugin, from the module built into its source tree."""
+    work = tmp_path_factory.mktemp("spa")
+    (work / "pendo.toml").write_text(default_config())
+    build(work / "pendo.toml", work / "src" / "segment-pendo", output_format="esm")
+    binary = find_esbuild()
+    assert binary is not None
+    bundles = {}
+    for name, loader in LOADERS.items():
+        (work / "src" / f"{name}.js").write_text(APP.replace("LOADER", loader))
+        subprocess.run(
+            [
+                str(binary),
+                f"src/{name}.js",
+                "--bundle",
+                "--minify",
+                "--format=iife",
+                "--target=es2017",
+                f"--outfile=dist/{name}.js",
+                "--log-level=error",
+            ],
+            cwd=work,
+            env={**os.environ, "NODE_PATH": str(NODE_MODULES)},
+            check=True,
+        )
+        bundles[name] = work / "dist" / f"{name}.js"
+    return bundles
+
+
+def pendo_state(page: Page) -> tuple[Any, Any]:
+    """The agent's visitor and account ids."""
+    state = page.evaluate(
+        "() => window.pendo && pendo.isReady && pendo.isReady() ? [pendo.getVisitorId(), pendo.getAccountId()] : null"
+    )
+    return (state[0], state[1]) if state else (None, None)
+
+
+def merged_metadata(internet: FakeInternet, kind: str) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for meta in internet.metadata():
+        merged.update(meta.get(kind) or {})
+    return merged
+
+
+def load_urls(internet: FakeInternet) -> list[str]:
+    return [event["url"] for event in internet.pendo_events("load")]
+
+
+@pytest.mark.parametrize("loader", list(LOADERS))
+def test_the_module_in_a_bundled_single_page_app(
+    loader: str, app_bundles: dict[str, Path], page: Page, internet: FakeInternet
+) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    internet.serve_file("/assets/app.js", app_bundles[loader])
+    for route in ROUTES:
+        internet.serve(route, PAGE)
+    page.goto(SITE + "/")
+    page.wait_for_function("() => window.pendo && pendo.isReady && pendo.isReady()", timeout=15_000)
+    assert internet.agent_requests == [f"https://cdn.pendo.io/agent/static/{DEFAULT_API_KEY}/pendo.js"]
+
+    page.click("#sign-in")
+    wait_until(
+        page,
+        lambda: (
+            pendo_state(page) == ("spa-user", "acct-1")
+            and internet.tracks() != []
+            and {"name", "plan"} <= set(merged_metadata(internet, "visitor"))
+            and "tier" in merged_metadata(internet, "account")
+        ),
+    )
+    assert internet.tracks() == [("Report Viewed", {"report": "weekly"}, "spa-user")]
+    visitor = merged_metadata(internet, "visitor")
+    assert (visitor["id"], visitor["name"], visitor["plan"]) == ("spa-user", "Ada", "pro")
+    assert merged_metadata(internet, "account") == {"id": "acct-1", "tier": "gold", "seats": 12}
+
+    # Two route changes: the agent sees each pushState navigation as a page load of its own.
+    page.click("a[href='/reports/7']")
+    page.click("a[href='/settings']")
+    wait_until(page, lambda: {SITE + "/reports/7", SITE + "/settings"} <= set(load_urls(internet)))
+    assert page.url == SITE + "/settings"
+    segment_pages = [event for event in internet.segment_events if event.get("type") == "page"]
+    assert len(segment_pages) == 3
+
+    # A reload on a deep link: Pendo starts with the visitor and account analytics.js remembers.
+    internet.pendo_requests.clear()
+    page.goto(SITE + "/reports/7")
+    page.wait_for_function("() => window.pendo && pendo.isReady && pendo.isReady()", timeout=15_000)
+    wait_until(page, lambda: SITE + "/reports/7" in load_urls(internet))
+    assert pendo_state(page) == ("spa-user", "acct-1")
+    reloaded = next(event for event in internet.pendo_events("load") if event["url"] == SITE + "/reports/7")
+    assert (reloaded["visitor_id"], reloaded["account_id"]) == ("spa-user", "acct-1")
+
+    # No global was needed or made: analytics.js stays inside the app's bundle.
+    assert page.evaluate("() => 'analytics' in window") is False
+    assert errors == []
+    assert internet.unexpected == []
