@@ -2,13 +2,15 @@
 
 The app is bundled by the pinned esbuild from @segment/analytics-next and segment-pendo.mjs copied into its source
 tree, passes pendoPlugin to AnalyticsBrowser.load({ plugins }) or analytics.register(), assigns no global, and
-routes with pushState. The real Pendo agent is served locally; nothing leaves the machine.
+routes with pushState. The real Pendo agent is served locally; nothing leaves the machine. And the script in such an
+app without its global: what a debug build says about it.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,14 @@ from playwright.sync_api import Page
 from generator.bundle import find_esbuild
 from generator.paths import NODE_MODULES
 from generator.pipeline import build
-from tests.conftest import DEFAULT_API_KEY, default_config
+from tests.conftest import DEFAULT_API_KEY, BuildScript, default_config
 from tests.support.fake_internet import SITE, FakeInternet, wait_until
+from tests.support.shop import Shop
 
 pytestmark = pytest.mark.browser
+
+# static/debug-log.js: how long after the load event a debug build waits for its client.
+NO_CLIENT_WAIT_MS = 5_000
 
 # How the app hands the plugin to analytics.js: the two ways analytics.js 2.0 takes a plugin.
 LOADERS = {
@@ -162,3 +168,55 @@ def test_the_module_in_a_bundled_single_page_app(
     assert page.evaluate("() => 'analytics' in window") is False
     assert errors == []
     assert internet.unexpected == []
+
+
+def segment_pendo_console(page: Page) -> list[tuple[str, str]]:
+    """(type, text) of every console message the script writes, collected from now on."""
+    messages: list[tuple[str, str]] = []
+    page.on("console", lambda message: messages.append((message.type, message.text)))
+    return messages
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_a_script_that_never_finds_its_client_says_so_in_debug_builds_only(
+    debug: bool, build_script: BuildScript, shop_factory: Callable[[Path], Shop]
+) -> None:
+    """An app that loads analytics.js from npm and assigns no global: the debug build names the global and the fixes."""
+    shop = shop_factory(build_script(default_config() + ("[build]\ndebug = true\n" if debug else "")))
+    console = segment_pendo_console(shop.page)
+    shop.open(with_snippet=False)
+    shop.page.wait_for_timeout(NO_CLIENT_WAIT_MS + 1_000)
+    warnings = [text for kind, text in console if kind == "warning" and text.startswith("[segment-pendo]")]
+    if not debug:
+        assert not any("segment-pendo" in text for _, text in console)
+        return
+    assert warnings == [
+        "[segment-pendo] no analytics client at window.analytics 5 s after the page loaded, so nothing reaches "
+        "Pendo. With analytics.js from npm, either pass pendoPlugin from segment-pendo.mjs (segment-pendo build "
+        "--format esm) to AnalyticsBrowser.load({ writeKey, plugins: [pendoPlugin] }), or assign window.analytics = "
+        "analytics (what AnalyticsBrowser.load returns; for RudderStack, the RudderAnalytics instance)"
+    ]
+    logged = shop.run("() => segmentPendoDebug.log.filter((entry) => entry.kind === 'no client')")
+    assert logged == [{"kind": "no client", "detail": {"global": "analytics", "message": warnings[0][16:]}}]
+
+
+def test_the_debug_build_tells_a_blocked_analytics_js_apart_and_is_quiet_when_connected(
+    build_script: BuildScript, shop_factory: Callable[[Path], Shop]
+) -> None:
+    script = build_script(default_config() + "[build]\ndebug = true\n")
+    blocked = shop_factory(script)
+    console = segment_pendo_console(blocked.page)
+    blocked.internet.segment_behaviour = "abort"
+    blocked.open()
+    blocked.page.wait_for_timeout(NO_CLIENT_WAIT_MS + 1_000)
+    warnings = [text for kind, text in console if kind == "warning"]
+    assert warnings == [
+        "[segment-pendo] window.analytics still holds the snippet's queue 5 s after the page loaded: its library "
+        "never loaded (blocked, or a wrong write key?), so nothing reaches Pendo"
+    ]
+    blocked.internet.segment_behaviour = "serve"
+    console.clear()
+    blocked.open(page_code="analytics.track('Signed Up');")
+    blocked.wait_for_pendo()
+    blocked.page.wait_for_timeout(NO_CLIENT_WAIT_MS + 1_000)
+    assert [text for kind, text in console if kind == "warning"] == []
