@@ -22,6 +22,7 @@ from generator.paths import NODE_MODULES
 from generator.pipeline import build
 from tests.conftest import DEFAULT_API_KEY, BuildScript, default_config
 from tests.support.fake_internet import SITE, FakeInternet, wait_until
+from tests.support.page_sites import content_security_policy
 from tests.support.shop import Shop
 
 pytestmark = pytest.mark.browser
@@ -70,16 +71,14 @@ PAGE = """<!doctype html>
 ROUTES = ("/", "/reports/7", "/settings")
 
 
-@pytest.fixture(scope="session")
-def app_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The app bundled once per way of passing the plugin, from the module built into its source tree."""
-    work = tmp_path_factory.mktemp("spa")
-    (work / "pendo.toml").write_text(default_config())
+def bundle_app(work: Path, config_text: str, loaders: dict[str, str]) -> dict[str, Path]:
+    """Build the module into the app's source tree, then bundle the app once per way of passing the plugin."""
+    (work / "pendo.toml").write_text(config_text)
     build(work / "pendo.toml", work / "src" / "segment-pendo", output_format="esm")
     binary = find_esbuild()
     assert binary is not None
     bundles = {}
-    for name, loader in LOADERS.items():
+    for name, loader in loaders.items():
         (work / "src" / f"{name}.js").write_text(APP.replace("LOADER", loader))
         subprocess.run(
             [
@@ -98,6 +97,12 @@ def app_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         )
         bundles[name] = work / "dist" / f"{name}.js"
     return bundles
+
+
+@pytest.fixture(scope="session")
+def app_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The app, once per way of passing the plugin."""
+    return bundle_app(tmp_path_factory.mktemp("spa"), default_config(), LOADERS)
 
 
 def pendo_state(page: Page) -> tuple[Any, Any]:
@@ -220,3 +225,27 @@ def test_the_debug_build_tells_a_blocked_analytics_js_apart_and_is_quiet_when_co
     blocked.wait_for_pendo()
     blocked.page.wait_for_timeout(NO_CLIENT_WAIT_MS + 1_000)
     assert [text for kind, text in console if kind == "warning"] == []
+
+
+def test_the_module_under_a_nonce_only_content_security_policy(
+    tmp_path: Path, page: Page, internet: FakeInternet
+) -> None:
+    """With nonce = "from_script" the agent's tag carries the page's nonce, taken from the app's own script."""
+    app = bundle_app(tmp_path, default_config(nonce="from_script"), {"plugins": LOADERS["plugins"]})["plugins"]
+    violations: list[str] = []
+    page.on("console", lambda message: violations.append(message.text) if "Content Security" in message.text else None)
+    nonce = "bm9uY2UtZm9yLXRlc3Rz"
+    internet.serve_file("/assets/app.js", app)
+    internet.serve(
+        "/",
+        PAGE.replace('<script src="/assets/app.js" defer>', f'<script nonce="{nonce}" src="/assets/app.js" defer>'),
+        headers={"Content-Security-Policy": content_security_policy(nonce)},
+    )
+    page.goto(SITE + "/")
+    page.wait_for_function("() => window.pendo && pendo.isReady && pendo.isReady()", timeout=15_000)
+    page.click("#sign-in")
+    wait_until(page, lambda: internet.tracks() != [])
+    assert internet.tracks() == [("Report Viewed", {"report": "weekly"}, "spa-user")]
+    agent_nonce = page.evaluate("() => document.querySelector('script[src*=\"/agent/static/\"]').nonce")
+    assert agent_nonce == nonce
+    assert violations == []
