@@ -249,3 +249,30 @@ def test_the_module_under_a_nonce_only_content_security_policy(
     agent_nonce = page.evaluate("() => document.querySelector('script[src*=\"/agent/static/\"]').nonce")
     assert agent_nonce == nonce
     assert violations == []
+
+
+def test_with_the_script_still_on_the_page_pendo_gets_each_call_once(
+    tmp_path: Path, page: Page, internet: FakeInternet, build_script: BuildScript
+) -> None:
+    """A team moving to the module keeps the old script tag and the global: the first copy to start serves the page."""
+    loader = LOADERS["plugins"] + "\nwindow.analytics = analytics;"
+    app = bundle_app(tmp_path, default_config(), {"both": loader})["both"]
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    internet.serve_file("/assets/app.js", app)
+    internet.serve_file("/js/segment-pendo.min.js", build_script())
+    internet.serve("/", PAGE.replace("<title>", '<script src="/js/segment-pendo.min.js"></script><title>'))
+    page.goto(SITE + "/")
+    page.wait_for_function("() => window.pendo && pendo.isReady && pendo.isReady()", timeout=15_000)
+    # Counted at the agent: Pendo's own batching could merge two identical events.
+    page.evaluate(
+        """() => { const track = pendo.track; window.trackCalls = 0;
+        pendo.track = function () { window.trackCalls++; return track.apply(this, arguments); }; }"""
+    )
+    page.click("#sign-in")
+    wait_until(page, lambda: internet.tracks() != [] and pendo_state(page) == ("spa-user", "acct-1"))
+    page.wait_for_timeout(1_000)
+    assert page.evaluate("() => window.trackCalls") == 1
+    assert internet.tracks() == [("Report Viewed", {"report": "weekly"}, "spa-user")]
+    assert len(internet.agent_requests) == 1
+    assert errors == [] and internet.unexpected == []
