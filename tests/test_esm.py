@@ -15,6 +15,7 @@ from generator.cli import main
 from generator.manifest import gzip_size
 from generator.paths import NODE_MODULES
 from generator.pipeline import build
+from generator.tag import TagError, script_tag
 
 CONFIGS = Path(__file__).parent / "configs"
 MINIMAL = CONFIGS / "minimal.toml"
@@ -283,3 +284,8 @@ def test_an_app_bundler_takes_the_module_as_it_is(module_build: Path, tmp_path: 
         check=True,
     )
     assert completed.stdout == "Pendo Web (segment-pendo)"
+
+
+def test_a_module_only_build_has_no_script_tag_and_says_why(module_build: Path) -> None:
+    with pytest.raises(TagError, match=r"holds the ES module only \(--format esm\): import it in the app's code"):
+        script_tag(module_build)
