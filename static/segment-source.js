@@ -16,11 +16,11 @@ export const stored = {
 // The loaded analytics.js instance, for optional feature modules that call it (undefined before load).
 export const loadedClient = () => analytics;
 
-// The destination plugin analytics.js 2.0 loads: the script registers it (hookIntoClient), the ES module
-// exports it. A destination plugin sees each event once, after every source middleware (consent
-// stamping included) has run, and honours the integrations object like any destination. onReady runs
-// once analytics.js has initialized, onEvent for each event, onReset after analytics.reset(); none of
-// them may throw into the page or into Segment's own delivery.
+// The destination plugin analytics.js 2.0 loads: the script registers it at the client's global
+// (templates/main.js.jinja), the ES module exports it. A destination plugin sees each event once,
+// after every source middleware (consent stamping included) has run, and honours the integrations
+// object like any destination. onReady runs once analytics.js has initialized, onEvent for each event,
+// onReset after analytics.reset(); none of them may throw into the page or into Segment's own delivery.
 export function destinationPlugin(onReady, onEvent, onReset) {
   const guarded = (handler) => (context, instance) => {
     try {
