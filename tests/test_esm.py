@@ -289,3 +289,14 @@ def test_an_app_bundler_takes_the_module_as_it_is(module_build: Path, tmp_path: 
 def test_a_module_only_build_has_no_script_tag_and_says_why(module_build: Path) -> None:
     with pytest.raises(TagError, match=r"holds the ES module only \(--format esm\): import it in the app's code"):
         script_tag(module_build)
+
+
+def test_a_linked_map_or_debug_module_names_its_map(tmp_path: Path) -> None:
+    build(MINIMAL, tmp_path / "linked", output_format="esm", link_map=True)
+    code = (tmp_path / "linked" / "segment-pendo.mjs").read_text()
+    assert code.rstrip().endswith("//# sourceMappingURL=segment-pendo.mjs.map")
+    build(CONFIGS / "guide-events.toml", tmp_path / "debug", output_format="esm")
+    debug = (tmp_path / "debug" / "segment-pendo.mjs").read_text()
+    assert debug.rstrip().endswith("//# sourceMappingURL=segment-pendo.mjs.map")
+    # The warning about a missing global is the script's alone: the module is handed its client.
+    assert "no analytics client" not in debug and "segmentPendoDebug" in debug
