@@ -276,3 +276,23 @@ def test_with_the_script_still_on_the_page_pendo_gets_each_call_once(
     assert internet.tracks() == [("Report Viewed", {"report": "weekly"}, "spa-user")]
     assert len(internet.agent_requests) == 1
     assert errors == [] and internet.unexpected == []
+
+
+def test_a_plugin_registered_twice_sends_each_call_once(tmp_path: Path, page: Page, internet: FakeInternet) -> None:
+    """In plugins and with register() (or in an effect React's strict mode runs twice): Pendo gets each call once."""
+    twice = LOADERS["plugins"] + "\nanalytics.register(pendoPlugin);"
+    app = bundle_app(tmp_path, default_config(), {"twice": twice})["twice"]
+    internet.serve_file("/assets/app.js", app)
+    internet.serve("/", PAGE)
+    page.goto(SITE + "/")
+    page.wait_for_function("() => window.pendo && pendo.isReady && pendo.isReady()", timeout=15_000)
+    page.evaluate(
+        """() => { const track = pendo.track; window.trackCalls = 0;
+        pendo.track = function () { window.trackCalls++; return track.apply(this, arguments); }; }"""
+    )
+    page.click("#sign-in")
+    wait_until(page, lambda: internet.tracks() != [] and pendo_state(page) == ("spa-user", "acct-1"))
+    page.wait_for_timeout(1_000)
+    assert page.evaluate("() => window.trackCalls") == 1
+    assert len(internet.agent_requests) == 1
+    assert internet.unexpected == []

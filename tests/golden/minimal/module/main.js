@@ -58,16 +58,25 @@ const idle = () => {};
 // This page's run, from the moment analytics.js loads the plugin; until then, and in a page where
 // another copy of segment-pendo runs already, the plugin does nothing.
 let run = { ready_: idle, event_: idle, reset_: idle };
+let loaded = false;
+// An app may register the plugin twice (in plugins and with register(), or in an effect React runs
+// twice): analytics.js then hands each registration the same event, and Pendo gets it once.
+const delivered = new WeakSet();
 
 const plugin = destinationPlugin(
   () => run.ready_(),
-  (event) => run.event_(event),
+  (event) => delivered.has(event) || (delivered.add(event), run.event_(event)),
   () => (run.reset_ || idle)(),
 );
 const connect = plugin.load;
 // Nothing here touches a browser global before analytics.js loads the plugin, so a server-side render
-// (where there is no window) may import this module.
+// (where there is no window) may import this module. The first load starts the page's run; another
+// registration has nothing to add.
 plugin.load = async (context, instance) => {
+  if (loaded) {
+    return;
+  }
+  loaded = true;
   try {
     run = start(window, document) || run;
   } catch (error) {
