@@ -296,3 +296,45 @@ def test_a_plugin_registered_twice_sends_each_call_once(tmp_path: Path, page: Pa
     assert page.evaluate("() => window.trackCalls") == 1
     assert len(internet.agent_requests) == 1
     assert internet.unexpected == []
+
+
+# The app asks for consent as Segment documents it: createWrapper from @segment/analytics-consent-tools, with a
+# variable and a callback list standing in for the consent manager.
+CONSENT_LOADER = """
+import { createWrapper } from '@segment/analytics-consent-tools';
+
+let categories = { analytics: false };
+const listeners = [];
+const withConsentManager = createWrapper({
+  getCategories: () => categories,
+  registerOnConsentChanged: (onChange) => listeners.push(onChange),
+});
+window.chooseAnalytics = (granted) => {
+  categories = { ...categories, analytics: granted };
+  listeners.forEach((onChange) => onChange(categories));
+};
+export const analytics = withConsentManager(new AnalyticsBrowser());
+analytics.load({ writeKey: 'wk_test_1234', plugins: [pendoPlugin] });
+"""
+
+
+def test_the_module_waits_for_consent_like_the_script(tmp_path: Path, page: Page, internet: FakeInternet) -> None:
+    config = default_config() + '\n[consent]\ncategories = ["analytics"]\n'
+    app = bundle_app(tmp_path, config, {"consent": CONSENT_LOADER})["consent"]
+    internet.serve_file("/assets/app.js", app)
+    internet.serve("/", PAGE)
+    page.goto(SITE + "/")
+    page.click("#sign-in")
+    page.wait_for_timeout(1_500)
+    assert internet.agent_requests == [] and internet.pendo_requests == []
+    assert page.evaluate("() => window.pendo === undefined || !pendo.isReady")
+
+    page.evaluate("() => chooseAnalytics(true)")
+    page.wait_for_function("() => window.pendo && pendo.isReady && pendo.isReady()", timeout=15_000)
+    wait_until(page, lambda: pendo_state(page) == ("spa-user", "acct-1"))
+    page.click("#sign-in")
+    wait_until(page, lambda: internet.tracks() != [])
+    page.wait_for_timeout(500)
+    # The track made before consent was held back, not replayed.
+    assert internet.tracks() == [("Report Viewed", {"report": "weekly"}, "spa-user")]
+    assert internet.unexpected == []
