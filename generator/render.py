@@ -66,8 +66,8 @@ def _render_order(template_path: Path) -> tuple[bool, str]:
 def render_modules(config: Config, *, module: bool = False) -> dict[str, str]:
     """Render every template to JavaScript text, keyed by output module name.
 
-    module renders the ES module's entry, which exports the destination plugin instead of registering it at
-    the client's global; the other modules are the script's.
+    With module, for the ES module: its entry exports the destination plugin instead of registering it at the
+    client's global, and no module reads that global. Templates render the same otherwise.
     """
     if module and config.source.client != "segment":
         raise RenderError(
