@@ -15,14 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import BrowserContext, Page
 
 from generator.bundle import find_esbuild
+from generator.demo.guides import snoozable
 from generator.paths import NODE_MODULES
 from generator.pipeline import build
 from tests.conftest import DEFAULT_API_KEY, BuildScript, default_config
 from tests.support.fake_internet import SITE, FakeInternet, wait_until
 from tests.support.page_sites import content_security_policy
+from tests.support.pendo_guides import GuideHost
 from tests.support.shop import Shop
 
 pytestmark = pytest.mark.browser
@@ -337,4 +339,29 @@ def test_the_module_waits_for_consent_like_the_script(tmp_path: Path, page: Page
     page.wait_for_timeout(500)
     # The track made before consent was held back, not replayed.
     assert internet.tracks() == [("Report Viewed", {"report": "weekly"}, "spa-user")]
+    assert internet.unexpected == []
+
+
+def test_guide_events_from_the_module_reach_segment_and_never_pendo(
+    tmp_path: Path, page: Page, internet: FakeInternet, context: BrowserContext
+) -> None:
+    """[guide_events] through the module: the agent's guide events go to the app's own analytics.js instance."""
+    GuideHost(context, [snoozable()])
+    config = default_config() + "[guide_events]\nenabled = true\n"
+    app = bundle_app(tmp_path, config, {"plugins": LOADERS["plugins"]})["plugins"]
+    internet.serve_file("/assets/app.js", app)
+    internet.serve("/", PAGE)
+    page.goto(SITE + "/")
+    page.wait_for_function("() => window.pendo && pendo.isReady && pendo.isReady()", timeout=15_000)
+    page.click("#pendo-button-snooze", timeout=10_000)
+    names = ["Pendo Guide Seen", "Pendo Guide Button Clicked", "Pendo Guide Snoozed"]
+
+    def guide_calls() -> list[dict[str, Any]]:
+        return [event for event in internet.segment_events if event.get("event", "").startswith("Pendo ")]
+
+    wait_until(page, lambda: len(guide_calls()) >= len(names))
+    page.wait_for_timeout(500)
+    assert sorted(event["event"] for event in guide_calls()) == sorted(names)
+    assert all(event["integrations"]["Pendo Web (segment-pendo)"] is False for event in guide_calls())
+    assert internet.tracks() == []
     assert internet.unexpected == []
