@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generator.bundle import MINIFIED_NAME, bundle_with_esbuild, esbuild_version, find_esbuild, require_esbuild
+from generator.bundle import (
+    MINIFIED_NAME,
+    MODULE_NAME,
+    bundle_with_esbuild,
+    esbuild_version,
+    find_esbuild,
+    require_esbuild,
+)
 from generator.chromium import CHROMIUM_FLAGS, chromium_executable
 from generator.config_loader import load_config, parse_config
 from generator.errors import GeneratorError
@@ -53,25 +60,29 @@ class BenchError(GeneratorError):
 
 @dataclass(frozen=True)
 class SizeRow:
-    """One config's bundle sizes."""
+    """One config's bundle sizes: the script's, and the ES module's gzip (None where the client takes no plugin)."""
 
     config: str
     minified: int
     gzip: int
     brotli: int
+    module_gzip: int | None = None
 
 
 def measure_sizes(configs: list[Path]) -> list[SizeRow]:
-    """Build each config and measure its minified script."""
+    """Build each config and measure its minified script, and the ES module an app's bundle would grow by."""
     import brotli  # noqa: PLC0415  (a benchmark-only dependency)
 
     rows = []
     with tempfile.TemporaryDirectory() as work:
         for config in configs:
             out = Path(work) / config.stem
-            build(config, out, bundler="esbuild")
+            with_module = load_config(config).source.client == "segment"
+            build(config, out, bundler="esbuild", output_format="both" if with_module else "script")
             data = (out / MINIFIED_NAME).read_bytes()
-            rows.append(SizeRow(config.stem, len(data), gzip_size(data), len(brotli.compress(data, quality=11))))
+            module_gzip = gzip_size((out / MODULE_NAME).read_bytes()) if with_module else None
+            brotli_size = len(brotli.compress(data, quality=11))
+            rows.append(SizeRow(config.stem, len(data), gzip_size(data), brotli_size, module_gzip))
     return rows
 
 
@@ -349,11 +360,12 @@ def run(json_path: Path, *, calls: int = DEFAULT_CALLS, runs: int = 5, quick: bo
 
 def format_report(report: dict[str, Any]) -> str:
     """The human-readable table."""
-    lines = ["bundle (segment-pendo.min.js)        min B   gzip B  brotli B"]
+    lines = ["bundle (segment-pendo.min.js)        min B   gzip B  brotli B   .mjs gzip B"]
     for row in report["sizes"]:
-        lines.append(f"  {row['config']:<32} {row['minified']:>7} {row['gzip']:>8} {row['brotli']:>9}")
+        module = "-" if row.get("module_gzip") is None else row["module_gzip"]
+        lines.append(f"  {row['config']:<32} {row['minified']:>7} {row['gzip']:>8} {row['brotli']:>9} {module:>13}")
     segment = report["segment_pendo_web_actions"]
-    lines.append(f"  {'Segment Pendo Web (Actions)':<32} {segment['min']:>7} {segment['gzip']:>8} {'-':>9}")
+    lines.append(f"  {'Segment Pendo Web (Actions)':<32} {segment['min']:>7} {segment['gzip']:>8} {'-':>9} {'-':>13}")
     for budget in report["budgets"]:
         verdict = "OK" if budget["ok"] else "OVER BUDGET"
         lines.append(f"budget: {budget['config']} {budget['gzip']} B gzip <= {budget['gzip_limit']} B: {verdict}")

@@ -17,6 +17,9 @@ from generator.render import ENTRY_MODULE, RenderedModule
 READABLE_NAME = "segment-pendo.js"
 MINIFIED_NAME = "segment-pendo.min.js"
 SOURCE_MAP_NAME = MINIFIED_NAME + ".map"
+# The ES module keeps one name across builds: the app's bundler hashes what it imports.
+MODULE_NAME = "segment-pendo.mjs"
+MODULE_MAP_NAME = MODULE_NAME + ".map"
 ESBUILD_TIMEOUT_SECONDS = 120
 # The version package.json pins and the wheel carries (a test holds the two equal).
 PINNED_ESBUILD_VERSION = "0.28.2"
@@ -82,18 +85,7 @@ def bundle_with_esbuild(
     link_map (the served script carries no bytes for debugging tools otherwise).
     """
     out_dir = source_dir / "_out"
-    common = [
-        str(binary),
-        ENTRY_MODULE,
-        "--bundle",
-        "--format=iife",
-        f"--target={target}",
-        "--platform=browser",
-        "--legal-comments=none",
-        "--charset=ascii",
-        "--log-level=warning",
-        "--color=false",
-    ]
+    common = _bundle_arguments(binary, target, "iife")
     try:
         _run([*common, f"--outfile={out_dir / READABLE_NAME}"], cwd=source_dir)
         _run(
@@ -115,6 +107,44 @@ def bundle_with_esbuild(
         source_map=source_map,
         bundler=f"esbuild {esbuild_version(binary)}",
     )
+
+
+def bundle_module(
+    binary: Path, source_dir: Path, modules: list[RenderedModule], target: str, *, link_map: bool = False
+) -> tuple[str, str]:
+    """Bundle the ES module's render into one minified module exporting pendoPlugin; returns it and its source map.
+
+    Minified like the script, so the app's bundle grows by as little: app bundlers do not shorten properties.
+    """
+    out_file = source_dir / "_out" / MODULE_NAME
+    command = [
+        *_bundle_arguments(binary, target, "esm"),
+        "--minify",
+        f"--mangle-props={MANGLED_PROPERTIES}",
+        "--sourcemap" if link_map else "--sourcemap=external",
+        f"--outfile={out_file}",
+    ]
+    try:
+        _run(command, cwd=source_dir)
+    except BundleError as error:
+        raise BundleError(_name_origins(str(error), modules)) from None
+    source_map = _relabel_sources(out_file.with_name(MODULE_MAP_NAME).read_text(), modules)
+    return out_file.read_text(), source_map
+
+
+def _bundle_arguments(binary: Path, target: str, output_format: str) -> list[str]:
+    return [
+        str(binary),
+        ENTRY_MODULE,
+        "--bundle",
+        f"--format={output_format}",
+        f"--target={target}",
+        "--platform=browser",
+        "--legal-comments=none",
+        "--charset=ascii",
+        "--log-level=warning",
+        "--color=false",
+    ]
 
 
 def _name_origins(message: str, modules: list[RenderedModule]) -> str:

@@ -210,6 +210,13 @@ def _make_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="end segment-pendo.min.js with a sourceMappingURL line (the map itself is always written)",
     )
+    build.add_argument(
+        "--format",
+        choices=["script", "esm", "both"],
+        default="script",
+        help="script (default): the drop-in <script>; esm: segment-pendo.mjs, exporting pendoPlugin for analytics.js "
+        "from npm, and its types segment-pendo.d.mts; both",
+    )
     build.set_defaults(run=_run_build)
 
     check = commands.add_parser(
@@ -360,7 +367,12 @@ def _run_build(arguments: argparse.Namespace) -> int:
 
     output_folder("--out", arguments.out)
     manifest = build(
-        arguments.config, arguments.out, bundler=arguments.bundler, inline=arguments.inline, link_map=arguments.link_map
+        arguments.config,
+        arguments.out,
+        bundler=arguments.bundler,
+        inline=arguments.inline,
+        link_map=arguments.link_map,
+        output_format=arguments.format,
     )
     for warning in manifest["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
@@ -533,7 +545,14 @@ def _print_summary(manifest: dict[str, Any], out_dir: Path) -> None:
     print(f"built with {manifest['esbuild_version']} into {out_dir}/")
     for name, facts in manifest["files"].items():
         print(f"  {name:<40} {facts['bytes']:>7} B  {facts['gzip_bytes']:>6} B gzip")
-    print(f"paste right after the Segment snippet (serve {out_dir}/ at /):\n  {script_tag(manifest)}")
+    if "entry" in manifest:
+        print(f"paste right after the Segment snippet (serve {out_dir}/ at /):\n  {script_tag(manifest)}")
+    if "module" in manifest:
+        print(
+            f"with analytics.js from npm, keep {out_dir}/ in the app's source tree and import the plugin where the "
+            f"app loads analytics.js:\n  import {{ pendoPlugin }} from './{out_dir.name}/{manifest['module']['file']}';"
+            "\n  AnalyticsBrowser.load({ writeKey, plugins: [pendoPlugin] });  // or analytics.register(pendoPlugin)"
+        )
     if "inline" in manifest:
         print(
             f"or paste {manifest['inline']['file']} into the page and allow it in your Content-Security-Policy:\n"

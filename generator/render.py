@@ -63,10 +63,24 @@ def _render_order(template_path: Path) -> tuple[bool, str]:
     return template_path.name == CONFIG_TEMPLATE, template_path.name
 
 
-def render_modules(config: Config) -> dict[str, str]:
-    """Render every template to JavaScript text, keyed by output module name."""
+def render_modules(config: Config, *, module: bool = False) -> dict[str, str]:
+    """Render every template to JavaScript text, keyed by output module name.
+
+    With module, for the ES module: its entry exports the destination plugin instead of registering it at the
+    client's global, and no module reads that global. Templates render the same otherwise.
+    """
+    if module and config.source.client != "segment":
+        raise RenderError(
+            f'[source] client = "{config.source.client}": the ES module is a plugin for Segment\'s analytics.js 2.0, '
+            "and this client takes no plugins; build the script (--format script) for it"
+        )
     environment = make_environment()
-    context = {"config": config, "runtime": runtime_settings(config), "compiled": compile_config(config)}
+    context = {
+        "config": config,
+        "runtime": runtime_settings(config),
+        "compiled": compile_config(config),
+        "module": module,
+    }
     rendered: dict[str, str] = {}
     for template_path in sorted(TEMPLATES_DIR.glob(f"*{TEMPLATE_SUFFIX}"), key=_render_order):
         if not guide_events.template_wanted(template_path.name, config):
@@ -79,11 +93,11 @@ def render_modules(config: Config) -> dict[str, str]:
     return dict(sorted(rendered.items()))
 
 
-def render(config: Config, destination: Path) -> list[RenderedModule]:
-    """Write the rendered templates and the static modules side by side into destination."""
+def render(config: Config, destination: Path, *, module: bool = False) -> list[RenderedModule]:
+    """Write the rendered templates (of the ES module with module) and the static modules side by side."""
     destination.mkdir(parents=True, exist_ok=True)
     modules: list[RenderedModule] = []
-    for name, text in render_modules(config).items():
+    for name, text in render_modules(config, module=module).items():
         (destination / name).write_text(text, encoding="utf-8")
         modules.append(RenderedModule(name, f"templates/{name}.jinja"))
     for static_path in sorted(STATIC_DIR.glob("*.js")):

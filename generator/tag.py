@@ -35,6 +35,11 @@ def script_tag(
     manifest = build if isinstance(build, Mapping) else read_manifest(build)
     entry = manifest.get("entry")
     files = manifest.get("files")
+    if entry is None and isinstance(manifest.get("module"), Mapping):
+        raise TagError(
+            f"{_describe(build)} holds the ES module only (--format esm): import it in the app's code, or rebuild "
+            "with --format both for the script"
+        )
     if not isinstance(entry, str) or not isinstance(files, Mapping) or entry not in files:
         raise TagError(f'{_describe(build)} has no "entry" script: rebuild it with `segment-pendo build`')
     base = prefix if not prefix or prefix.endswith("/") else prefix + "/"

@@ -31,3 +31,38 @@ export function subscriptionSend(send, name, mapped) {
     send(...call);
   };
 }
+
+// How long after the page's load event the script waits for its client before saying it has none.
+export const NO_CLIENT_WAIT_MS = 5000;
+
+// Without a client at win[globalKey] nothing reaches Pendo, silently: the usual cause is an app that loads
+// analytics.js from npm and never assigns the global. A few seconds after the page's load event, a debug
+// build says so, naming the global and the two fixes. loadedClient() is the client once connected.
+export function warnWithoutClient(win, doc, globalKey, loadedClient) {
+  const check = () => {
+    if (loadedClient()) {
+      return;
+    }
+    const seconds = NO_CLIENT_WAIT_MS / 1000;
+    const where = `window.${globalKey}`;
+    const message = Array.isArray(win[globalKey])
+      ? `${where} still holds the snippet's queue ${seconds} s after the page loaded: its library never loaded ` +
+        '(blocked, or a wrong write key?), so nothing reaches Pendo'
+      : `no analytics client at ${where} ${seconds} s after the page loaded, so nothing reaches Pendo. With ` +
+        "analytics.js from npm, either pass pendoPlugin from segment-pendo.mjs (segment-pendo build --format esm) " +
+        `to AnalyticsBrowser.load({ writeKey, plugins: [pendoPlugin] }), or assign ${where} = analytics ` +
+        '(what AnalyticsBrowser.load returns; for RudderStack, the RudderAnalytics instance)';
+    debug('no client', { global: globalKey, message: message });
+    try {
+      console.warn('[segment-pendo] ' + message);
+    } catch (error) {
+      // A missing console is no reason to fail.
+    }
+  };
+  const wait = () => win.setTimeout(check, NO_CLIENT_WAIT_MS);
+  if (doc.readyState === 'complete') {
+    wait();
+  } else {
+    win.addEventListener('load', wait);
+  }
+}

@@ -1,5 +1,3 @@
-import { lookUpClient } from './client-lookup.js';
-
 // The analytics.js 2.0 instance, as it hands itself to the plugin's load.
 let analytics;
 // The stored group id, read once and then followed through group calls and reset: reading it parses
@@ -18,14 +16,12 @@ export const stored = {
 // The loaded analytics.js instance, for optional feature modules that call it (undefined before load).
 export const loadedClient = () => analytics;
 
-// Hooks into analytics.js 2.0 as a destination plugin, registered through the snippet's queue (an
-// array) or on the loaded instance. A destination plugin sees each event once, after every source
-// middleware (consent stamping included) has run, and honours the integrations object like any
-// destination. analytics.js 2.0 replays a queued registration before the calls queued with it;
-// older snippets lack a register stub, so the call is queued by hand in the same [method, ...args]
-// form. onReady runs once analytics.js has initialized, onEvent for each event, onReset after
-// analytics.reset(); none of them may throw into the page or into Segment's own delivery.
-export function hookIntoClient(win, globalKey, onReady, onEvent, onReset) {
+// The destination plugin analytics.js 2.0 loads: the script registers it at the client's global
+// (templates/main.js.jinja), the ES module exports it. A destination plugin sees each event once,
+// after every source middleware (consent stamping included) has run, and honours the integrations
+// object like any destination. onReady runs once analytics.js has initialized, onEvent for each event,
+// onReset after analytics.reset(); none of them may throw into the page or into Segment's own delivery.
+export function destinationPlugin(onReady, onEvent, onReset) {
   const guarded = (handler) => (context, instance) => {
     try {
       handler(context, instance);
@@ -61,21 +57,16 @@ export function hookIntoClient(win, globalKey, onReady, onEvent, onReset) {
       instance.on('initialize', guarded(onReady));
     }
   });
-  const plugin = {
+  return {
     name: 'Pendo Web (segment-pendo)',
     alternativeNames: ['Pendo', 'Pendo Web (Actions)'],
     type: 'destination',
     isLoaded: () => true,
-    // analytics.js may chain on the promise load returns (async functions are ES2017).
-    load: async (context, instance) => connect(context, instance),
     track: deliver,
     identify: deliver,
     group: deliver,
     page: deliver,
+    // analytics.js may chain on the promise load returns (async functions are ES2017).
+    load: async (context, instance) => connect(context, instance),
   };
-  // The snippet's queue (an array) or a loaded analytics.js 2.0 takes the registration (each answers
-  // with something truthy). analytics.js catches a destination's failure to load itself.
-  lookUpClient(win, globalKey, (client) =>
-    Array.isArray(client) ? client.push(['register', plugin]) : client && client.register && client.register(plugin),
-  );
 }

@@ -14,6 +14,7 @@ import pytest
 
 from generator.config import Config, PendoSettings
 from generator.config_loader import load_config
+from generator.errors import RenderError
 from generator.paths import STATIC_DIR
 from generator.render import render, render_modules
 
@@ -36,6 +37,36 @@ def test_rendered_modules_match_golden_files(config_path: Path, update_golden: b
     assert sorted(rendered) == sorted(expected), "rerun with --update-golden and review the diff"
     for name, text in rendered.items():
         assert text == expected[name], f"{name} differs from {golden_dir / name}; rerun with --update-golden"
+
+
+MODULE_CONFIGS = [path for path in CONFIGS if load_config(path).source.client == "segment"]
+
+
+@pytest.mark.parametrize("config_path", MODULE_CONFIGS, ids=[path.stem for path in MODULE_CONFIGS])
+def test_the_es_module_renders_the_same_templates_with_its_own_entry(config_path: Path, update_golden: bool) -> None:
+    """tests/golden/<case>/module/ holds what the ES module renders differently; every other module is the script's."""
+    config = load_config(config_path)
+    script = render_modules(config)
+    module = render_modules(config, module=True)
+    assert sorted(module) == sorted(script)
+    different = {name: text for name, text in module.items() if text != script[name]}
+    golden_dir = GOLDEN / config_path.stem / "module"
+    if update_golden:
+        golden_dir.mkdir(parents=True, exist_ok=True)
+        for stale in golden_dir.glob("*.js"):
+            stale.unlink()
+        for name, text in different.items():
+            (golden_dir / name).write_text(text, encoding="utf-8")
+        return
+    expected = {path.name: path.read_text(encoding="utf-8") for path in golden_dir.glob("*.js")}
+    assert different == expected, f"differs from {golden_dir}; rerun with --update-golden and review the diff"
+    assert "export const pendoPlugin" in module["main.js"]
+    assert not any("globalKey" in text for name, text in module.items() if name != "config.js")
+
+
+def test_the_es_module_is_for_analytics_js_only() -> None:
+    with pytest.raises(RenderError, match=r'^\[source\] client = "rudderstack": the ES module is a plugin'):
+        render_modules(load_config(GOLDEN.parent / "configs" / "rudderstack-debug.toml"), module=True)
 
 
 def test_every_rendered_module_starts_with_its_banner() -> None:

@@ -140,6 +140,18 @@ def test_build_outside_the_checkout_without_node_is_byte_for_byte_the_checkouts(
     assert f'<script src="/{reference["entry"]}"' in process.stdout
 
 
+def test_the_es_module_builds_outside_the_checkout_as_in_it(installed: Installed, tmp_path: Path) -> None:
+    (installed.work / "pendo.toml").write_text(CONFIG.read_text())
+    out = tmp_path / "app" / "src" / "segment-pendo"
+    process = installed.run("build", "--config", "pendo.toml", "--out", str(out), "--format", "esm")
+    assert process.returncode == 0, process.stderr
+    assert "import { pendoPlugin } from './segment-pendo/segment-pendo.mjs';" in process.stdout
+    build(CONFIG, tmp_path / "reference", output_format="esm")
+    for name in ("segment-pendo.mjs", "segment-pendo.d.mts"):
+        produced = (out / name).read_bytes()
+        assert produced == (tmp_path / "reference" / name).read_bytes(), name
+
+
 def test_the_console_script_names_itself(installed: Installed) -> None:
     process = installed.run("--help")
     assert process.returncode == 0

@@ -6,9 +6,10 @@ import { identityAtLoad } from './load.js';
 import { identifySubscriptions } from './identify.js';
 import { groupSubscriptions } from './group.js';
 import { trackSubscriptions } from './track.js';
-import { startDebugLog, debug } from './debug-log.js';
+import { startDebugLog, debug, warnWithoutClient } from './debug-log.js';
+import { loadedClient } from './rudderstack-source.js';
 
-// Marks the page as handled, so that a second copy of this script stays idle.
+// Marks the page as handled, so that a second copy (of the script, or the script and the ES module) stays idle.
 const INSTALLED = Symbol.for('segment-pendo');
 
 function start(win, doc) {
@@ -18,6 +19,7 @@ function start(win, doc) {
   win[INSTALLED] = true;
   let initialized = false;
   startDebugLog(win);
+  warnWithoutClient(win, doc, globalKey, loadedClient);
 
   // One Pendo call; a broken agent must not break the page or the calls after this one.
   function send(method, ...args) {
