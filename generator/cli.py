@@ -397,7 +397,7 @@ def _run_check(arguments: argparse.Namespace) -> int:
 
 
 def _print_guide_events(config: Config) -> None:
-    """The lines `check` prints for [guide_events] (issue #14): the track events it sends, its webhook warning."""
+    """The lines `check` prints for [guide_events]: the track events it sends, its webhook warning."""
     from generator.guide_events import webhook_loop_warning  # noqa: PLC0415
 
     if config.guide_events.enabled:

@@ -135,7 +135,7 @@ def _config_facts(config: Any) -> dict[str, Any]:
             for item in config.subscriptions
         ],
         "webhook": None,
-        # Pendo event type → Segment track event name, when [guide_events] is on (issue #14).
+        # Pendo event type → Segment track event name, when [guide_events] is on.
         "guideEvents": config.guide_events.track.forwarded() if config.guide_events.enabled else None,
     }
     if config.webhook is not None:

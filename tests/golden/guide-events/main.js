@@ -69,7 +69,7 @@ function start(win, doc) {
   }
 
   hookIntoClient(win, globalKey, () => {}, onEvent, onReset);
-  // guide events (issue #14, templates/guide-events.js.jinja): Pendo guide and poll events to analytics.track.
+  // guide events (templates/guide-events.js.jinja): Pendo guide and poll events to analytics.track.
   forwardGuideEvents(win, doc, () => passesConsent({}), debug);
 }
 
