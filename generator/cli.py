@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from generator import __version__
 from generator.arguments import free_port, output_file, output_folder
+from generator.build_cli import add_build_options
 from generator.errors import GeneratorError, StorageError
 
 if TYPE_CHECKING:
@@ -210,7 +211,7 @@ def _make_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="end segment-pendo.min.js with a sourceMappingURL line (the map itself is always written)",
     )
-    build.set_defaults(run=_run_build)
+    add_build_options(build)
 
     check = commands.add_parser(
         "check",
@@ -353,19 +354,6 @@ def _add_bench_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
 
 def _add_config_argument(command: argparse.ArgumentParser) -> None:
     command.add_argument("--config", required=True, type=_path, metavar="PATH", help="the TOML config file")
-
-
-def _run_build(arguments: argparse.Namespace) -> int:
-    from generator.pipeline import build  # noqa: PLC0415  (keeps `--help` fast)
-
-    output_folder("--out", arguments.out)
-    manifest = build(
-        arguments.config, arguments.out, bundler=arguments.bundler, inline=arguments.inline, link_map=arguments.link_map
-    )
-    for warning in manifest["warnings"]:
-        print(f"warning: {warning}", file=sys.stderr)
-    _print_summary(manifest, arguments.out)
-    return EXIT_OK
 
 
 def _run_check(arguments: argparse.Namespace) -> int:
@@ -525,17 +513,3 @@ def _check_database(flag: str, path: Path) -> None:
         raise StorageError(str(error)) from None
     if path.is_file() and not os.access(path, os.W_OK):
         raise StorageError(f"{flag} {path} is read-only; make it writable or pass another --db")
-
-
-def _print_summary(manifest: dict[str, Any], out_dir: Path) -> None:
-    from generator.tag import script_tag  # noqa: PLC0415
-
-    print(f"built with {manifest['esbuild_version']} into {out_dir}/")
-    for name, facts in manifest["files"].items():
-        print(f"  {name:<40} {facts['bytes']:>7} B  {facts['gzip_bytes']:>6} B gzip")
-    print(f"paste right after the Segment snippet (serve {out_dir}/ at /):\n  {script_tag(manifest)}")
-    if "inline" in manifest:
-        print(
-            f"or paste {manifest['inline']['file']} into the page and allow it in your Content-Security-Policy:\n"
-            f"  script-src {manifest['inline']['csp_hash']}"
-        )

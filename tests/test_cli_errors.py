@@ -75,6 +75,13 @@ BAD_INVOCATIONS: list[tuple[list[str], int, str]] = [
     (["bench", "--calls", "many"], 2, "argument --calls: 'many' is not a whole number"),
     (["bench", "--json", "a-folder"], 1, "--json a-folder is a folder"),
     (["bench", "--json", "missing/bench.json"], 1, "--json missing/bench.json: the folder missing does not exist"),
+    (["build", "--config", "good.toml", "--out", "dist", "--prefix", "static/sp"], 2, "'static/sp' is not a URL path"),
+    (["build", "--config", "good.toml", "--out", "dist", "--prefix", "/a b/"], 2, "'/a b/' has spaces or quotes"),
+    (["build", "--config", "good.toml", "--out", "dist", "--prefix", "https://"], 2, "argument --prefix: 'https://'"),
+    (["build", "--config", "good.toml", "--out", "dist", "--prefix"], 2, "argument --prefix: expected one argument"),
+    (["build", "--config", "good.toml", "--out", "dist", "--prefx", "/s/"], 2, "did you mean --prefix?"),
+    (["build", "--config", "missing.toml", "--out", "dist", "--watch"], 1, "--config missing.toml: no such file"),
+    (["build", "--config", "good.toml", "--out", "a-file", "--watch"], 1, "--out a-file is a file, not a folder"),
 ]
 
 
