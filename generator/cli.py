@@ -22,6 +22,7 @@ from generator import __version__
 from generator.arguments import free_port, output_file, output_folder
 from generator.build_cli import add_build_options
 from generator.errors import GeneratorError, StorageError
+from generator.suggest import close_spelling
 
 if TYPE_CHECKING:
     from generator.config import Config
@@ -122,8 +123,10 @@ def _suggestion(message: str, parser: argparse.ArgumentParser, given: list[str])
     if match := re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message):
         choices = re.findall(r"'([^']*)'", match.group(2))
         close = difflib.get_close_matches(match.group(1), choices, n=1, cutoff=0.5)
-        return f"; did you mean {close[0]!r}?" if close else ""
-    options = _all_options(parser)
+        return f"; did you mean {close[0]!r}?" if close and close_spelling(match.group(1), close[0]) else ""
+    # Only the named command's own options (an option of another command, or --version, would mislead).
+    command = next((_commands(parser)[word] for word in given if word in _commands(parser)), parser)
+    options = _own_options(command)
     if message.startswith("unrecognized arguments: "):
         words = message.removeprefix("unrecognized arguments: ").split()
     elif message.startswith("the following arguments are required: "):
@@ -133,17 +136,15 @@ def _suggestion(message: str, parser: argparse.ArgumentParser, given: list[str])
         return ""
     for word in words:
         close = difflib.get_close_matches(word.split("=")[0], options, n=1, cutoff=0.6) if word[:1] == "-" else []
-        if close:
+        if close and close_spelling(word.split("=")[0], close[0]):
             return f"; {word.split('=')[0]} is not an option: did you mean {close[0]}?"
     return ""
 
 
-def _all_options(parser: argparse.ArgumentParser) -> list[str]:
+def _own_options(parser: argparse.ArgumentParser) -> list[str]:
     options: list[str] = []
     for action in parser._actions:
         options.extend(option for option in action.option_strings if option.startswith("--"))
-    for command in _commands(parser).values():
-        options.extend(_all_options(command))
     return sorted(set(options))
 
 
