@@ -22,6 +22,7 @@ from generator import __version__
 from generator.arguments import free_port, output_file, output_folder
 from generator.build_cli import add_build_options
 from generator.errors import GeneratorError, StorageError
+from generator.schema_cli import add_schema_command
 from generator.suggest import close_spelling
 
 if TYPE_CHECKING:
@@ -237,6 +238,7 @@ def _make_parser() -> argparse.ArgumentParser:
     importer.set_defaults(run=_run_import)
 
     _add_bench_commands(commands)
+    add_schema_command(commands, _path)
 
     webhook = commands.add_parser(
         "webhook",

@@ -91,6 +91,11 @@ BAD_INVOCATIONS: list[tuple[list[str], int, str]] = [
     (["check", "--config", "good.toml", "--verbose"], 2, "unrecognized arguments: --verbose (see `"),
     (["check", "--config", "good.toml", "--confg", "x"], 2, "--confg is not an option: did you mean --config?"),
     (["serve", "--config", "good.toml", "--prot", "1"], 2, "--prot is not an option: did you mean --port?"),
+    (["schema", "--out", "a-folder"], 1, "--out a-folder is a folder; pass a file path"),
+    (["schema", "--out", "missing/schema.json"], 1, "--out missing/schema.json: the folder missing does not exist"),
+    (["schema", "--out"], 2, "argument --out: expected one argument"),
+    (["schema", "--output", "s.json"], 2, "--output is not an option: did you mean --out?"),
+    (["schema", "--out", ""], 2, "argument --out: is empty; pass a path"),
 ]
 
 
