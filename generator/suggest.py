@@ -7,9 +7,11 @@ MAX_EDITS = 2
 
 
 def close_spelling(typed: str, known: str) -> bool:
-    """True when typed is within MAX_EDITS edits of known, or a shortened known (`--conf` for `--config`)."""
+    """True when typed is within MAX_EDITS edits of known, or known shortened or lengthened (`--conf`, `--output`)."""
     typed, known = typed.lstrip("-"), known.lstrip("-")
     if len(typed) >= 2 and known.startswith(typed):
+        return True
+    if len(known) >= 3 and typed.startswith(known):  # `--output` for `--out`
         return True
     return edit_distance(typed, known) <= min(MAX_EDITS, max(1, len(known) // 3))
 

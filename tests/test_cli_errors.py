@@ -202,6 +202,7 @@ def test_no_suggestion_rather_than_a_wrong_one(argv: list[str], capsys: pytest.C
     [
         ("--conf", "--config", True),
         ("--ou", "--out", True),
+        ("--output", "--out", True),
         ("--bundle", "--bundler", True),
         ("biuld", "build", True),
         ("--prot", "--port", True),
