@@ -24,7 +24,7 @@ def _node_modules(root: Path, *files: str) -> Path:
 @pytest.fixture
 def windows(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bundle, "WINDOWS", True)
-    monkeypatch.setattr(bundle.platform, "machine", lambda: "AMD64")
+    monkeypatch.setattr("platform.machine", lambda: "AMD64")
     monkeypatch.delenv("ESBUILD_BINARY_PATH", raising=False)
     # Only the folders under test: not the checkout's own node_modules, nothing on PATH.
     monkeypatch.setattr(bundle, "NODE_MODULES", Path("/nonexistent/node_modules"))
@@ -46,7 +46,7 @@ def test_on_windows_the_cmd_wrapper_is_the_fallback(windows: None, tmp_path: Pat
 def test_on_windows_arm_the_arm_package_is_looked_for(
     windows: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bundle.platform, "machine", lambda: "ARM64")
+    monkeypatch.setattr("platform.machine", lambda: "ARM64")
     start = _node_modules(tmp_path, "@esbuild/win32-x64/esbuild.exe", "@esbuild/win32-arm64/esbuild.exe")
     assert bundle.find_esbuild(start) == tmp_path / "node_modules" / "@esbuild" / "win32-arm64" / "esbuild.exe"
 
