@@ -116,7 +116,7 @@ def folder_state(root: Path) -> dict[str, bytes | None]:
 def test_the_table_covers_every_command_with_at_least_25_mistakes() -> None:
     assert len(BAD_INVOCATIONS) >= 25
     commands = {argv[0] for argv, _, _ in BAD_INVOCATIONS if argv}
-    assert commands >= {"build", "check", "import-segment", "webhook", "serve", "relay", "bench"}
+    assert commands >= {"build", "check", "import-segment", "webhook", "serve", "relay", "bench", "schema"}
 
 
 @pytest.mark.parametrize(("argv", "code", "message"), BAD_INVOCATIONS)

@@ -108,3 +108,21 @@ def test_the_cli_checks_the_relay_extra_it_needs() -> None:
 def test_the_tests_own_http_client_is_in_the_test_extra() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert "httpx" in _names(project["optional-dependencies"]["test"])
+
+
+PRODUCT_TEXT = ["generator", "templates", "static", "site_demo", "hatch_build.py", "README.md", "CHANGELOG.md"]
+TRACKER_REFERENCE = re.compile(r"\bissues? ?#\d+|\(#\d+\b|\bgh-\d+", re.IGNORECASE)
+
+
+def test_product_code_and_docs_speak_of_the_product_not_of_the_tracker() -> None:
+    found = []
+    for entry in PRODUCT_TEXT:
+        path = ROOT / entry
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file() and "build" not in p.parts]
+        for file in files:
+            try:
+                text = file.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                continue
+            found += [f"{file.relative_to(ROOT)}: {match.group()}" for match in TRACKER_REFERENCE.finditer(text)]
+    assert found == []
