@@ -58,7 +58,9 @@ class EsbuildBinaryHook(BuildHookInterface[BuilderConfig]):
             # A wheel for another platform: that platform's @esbuild package, unpacked (see build_all_wheels).
             package_dir = Path(target)
             package = json.loads((package_dir / "package.json").read_text())["name"].removeprefix("@esbuild/")
-            wheel_platform = dict(ESBUILD_PLATFORMS.values())[package]
+            wheel_platform = dict(ESBUILD_PLATFORMS.values()).get(package, "")
+            if not wheel_platform:
+                raise RuntimeError(f"{TARGET_PACKAGE_ENV}={target}: @esbuild/{package} is not a platform we build")
         else:
             key = (sys.platform, platform.machine().lower())
             if key not in ESBUILD_PLATFORMS:
@@ -105,6 +107,8 @@ def build_all_wheels(out: Path, *, offline: bool = False) -> list[Path]:
     Each `@esbuild/<platform>` package is fetched with `npm pack` (npm's registry and cache) at the version
     package.json pins, and its sha512 must equal the integrity package-lock.json records for it.
     """
+    if out.exists() and not out.is_dir():
+        raise RuntimeError(f"--out {out} is a file, not a folder; pass a folder (it is created if missing)")
     root = Path(__file__).resolve().parent
     pinned = json.loads((root / "package.json").read_text())["dependencies"]["esbuild"]
     locked = json.loads((root / "package-lock.json").read_text())["packages"]
@@ -114,11 +118,15 @@ def build_all_wheels(out: Path, *, offline: bool = False) -> list[Path]:
         for package in RELEASE_PLATFORMS:
             package_dir = _fetch_esbuild_package(package, pinned, locked, work, offline=offline)
             built = work / "wheels" / package
-            subprocess.run(
+            wheel_build = subprocess.run(
                 [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", built, root],
-                check=True,
+                check=False,
+                capture_output=True,
+                text=True,
                 env={**os.environ, TARGET_PACKAGE_ENV: str(package_dir)},
             )
+            if wheel_build.returncode != 0:
+                raise RuntimeError(f"the {package} wheel did not build:\n{wheel_build.stderr.strip()}")
             (wheel,) = built.glob("*.whl")
             wheels.append(wheel)
         out.mkdir(parents=True, exist_ok=True)
@@ -130,7 +138,13 @@ def _fetch_esbuild_package(package: str, pinned: str, locked: dict[str, Any], wo
     if entry is None or entry.get("version") != pinned or not entry.get("integrity"):
         raise RuntimeError(f"package-lock.json has no @esbuild/{package} {pinned} with its integrity: {NPM_FIRST}")
     command = ["npm", "pack", f"@esbuild/{package}@{pinned}", "--json", "--pack-destination", str(work)]
-    packed = subprocess.run([*command, *(["--offline"] if offline else [])], check=True, capture_output=True, text=True)
+    packed = subprocess.run(
+        [*command, *(["--offline"] if offline else [])], check=False, capture_output=True, text=True
+    )
+    if packed.returncode != 0:
+        reason = next((line for line in packed.stderr.splitlines() if line.strip()), "no output")
+        where = "npm's cache (run tests/setup.sh, or drop --offline)" if offline else "the npm registry"
+        raise RuntimeError(f"npm pack @esbuild/{package}@{pinned} failed ({reason}); it comes from {where}")
     tarball = work / json.loads(packed.stdout)[0]["filename"]
     algorithm, _, expected = entry["integrity"].partition("-")
     actual = base64.b64encode(hashlib.new(algorithm, tarball.read_bytes()).digest()).decode()
@@ -151,9 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     try:
         wheels = build_all_wheels(arguments.out, offline=arguments.offline)
-    except (RuntimeError, subprocess.CalledProcessError, OSError) as error:
-        detail = getattr(error, "stderr", None) or ""
-        print(f"error: {error} {detail}".strip(), file=sys.stderr)
+    except (RuntimeError, OSError) as error:
+        print(f"error: {error}; no wheel written", file=sys.stderr)
         return 1
     for wheel in wheels:
         print(wheel)

@@ -7,6 +7,7 @@ The @esbuild packages come from npm's cache (tests/setup.sh puts them there), so
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -108,3 +109,39 @@ def test_a_tarball_that_does_not_match_the_lockfile_is_refused(tmp_path: Path) -
     tampered = {**locked, "node_modules/@esbuild/darwin-arm64": entry}
     with pytest.raises(RuntimeError, match=r"is not package-lock\.json's"):
         hatch_build._fetch_esbuild_package("darwin-arm64", entry["version"], tampered, tmp_path, offline=True)
+
+
+def _release(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(CHECKOUT / "hatch_build.py"), *arguments],
+        cwd=CHECKOUT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
+
+
+def test_without_the_packages_it_says_where_they_come_from_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "dist"
+    empty_cache = {**os.environ, "npm_config_cache": str(tmp_path / "empty-npm-cache")}
+    process = _release("--all-platforms", "--out", str(out), "--offline", env=empty_cache)
+    assert process.returncode == 1
+    assert process.stderr.count("\n") == 1 and "Traceback" not in process.stderr
+    assert "npm pack @esbuild/linux-x64@" in process.stderr
+    assert "npm's cache (run tests/setup.sh, or drop --offline)" in process.stderr
+    assert not out.exists()
+
+
+def test_release_command_mistakes(tmp_path: Path) -> None:
+    assert _release("--help").returncode == 0
+    missing = _release()
+    assert missing.returncode == 2 and "required: --all-platforms" in missing.stderr
+    (tmp_path / "a-file").write_text("")
+    on_file = _release("--all-platforms", "--out", str(tmp_path / "a-file"), "--offline")
+    assert on_file.returncode == 1
+    assert (
+        on_file.stderr
+        == f"error: --out {tmp_path / 'a-file'} is a file, not a folder; pass a folder (it is created if missing); no wheel written\n"
+    )
