@@ -10,11 +10,13 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
 
 from generator.cli import main
-from generator.config_loader import load_config
+from generator.config_loader import load_config, parse_config
 from generator.errors import ConfigError
 from generator.schema import config_schema
+from tests.support.config_strategies import config_texts
 from tests.test_bad_configs import BAD_CONFIGS
 
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -51,6 +53,7 @@ REJECTED_BY_THE_SCHEMA = [
     "metadata body too small",
 ]
 BAD_TEXT = {case: text for case, text, _ in BAD_CONFIGS}
+VALIDATOR = jsonschema.Draft202012Validator(config_schema())
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +130,11 @@ def test_a_config_with_the_schema_line_still_loads(tmp_path: Path) -> None:
     path = tmp_path / "pendo.toml"
     path.write_text('#:schema ./segment-pendo.schema.json\n[pendo]\napi_key = "k-1"\n')
     assert load_config(path).pendo.api_key == "k-1"
+
+
+@settings(max_examples=200, deadline=None)
+@given(config_texts())
+def test_the_schema_accepts_every_generated_valid_config(config_text: str) -> None:
+    data = tomllib.loads(config_text)
+    parse_config(data)
+    assert [error.message for error in VALIDATOR.iter_errors(data)] == []
