@@ -254,6 +254,14 @@ def test_version_schema_and_build_prefix_from_the_wheel(installed: Installed) ->
     schema = installed.run("schema", "--out", "segment-pendo.schema.json")
     assert schema.returncode == 0, schema.stderr
     assert json.loads((installed.work / "segment-pendo.schema.json").read_text()) == config_schema()
+    assert installed.run("schema", "--help").returncode == 0
+    mistake = installed.run("schema", "--out", "missing/schema.json")
+    assert (mistake.returncode, mistake.stdout) == (1, "")
+    assert (
+        mistake.stderr
+        == "error: --out missing/schema.json: the folder missing does not exist; create it or pass another path\n"
+    )
+    assert not (installed.work / "missing").exists()
     (installed.work / "pendo.toml").write_text(CONFIG.read_text())
     built = installed.run("build", "--config", "pendo.toml", "--out", "sp", "--prefix", "/static/segment-pendo")
     assert built.returncode == 0, built.stderr
