@@ -8,10 +8,17 @@ Editable installs carry nothing: they find the checkout's own node_modules.
 
 from __future__ import annotations
 
+import argparse
+import base64
+import hashlib
 import json
 import os
 import platform
+import shutil
+import subprocess
 import sys
+import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +35,10 @@ ESBUILD_PLATFORMS = {
     ("win32", "amd64"): ("win32-x64", "win_amd64"),
     ("win32", "arm64"): ("win32-arm64", "win_arm64"),
 }
+# The unpacked @esbuild/<platform> package a wheel for another platform carries (set by build_all_wheels).
+TARGET_PACKAGE_ENV = "SEGMENT_PENDO_ESBUILD_PACKAGE"
+# The platforms the README promises, one wheel each.
+RELEASE_PLATFORMS = ("linux-x64", "linux-arm64", "darwin-x64", "darwin-arm64", "win32-x64")
 NPM_FIRST = "run `npm ci` in the checkout first (the wheel carries the esbuild binary npm installs)"
 
 
@@ -42,14 +53,23 @@ class EsbuildBinaryHook(BuildHookInterface[BuilderConfig]):
             return
         root = Path(self.root)
         node_modules = root / "node_modules"
-        key = (sys.platform, platform.machine().lower())
-        if key not in ESBUILD_PLATFORMS:
-            raise RuntimeError(
-                f"no esbuild wheel for {key[0]} on {key[1]}; build on one of {sorted(ESBUILD_PLATFORMS)}"
-            )
-        package, wheel_platform = ESBUILD_PLATFORMS[key]
+        target = os.environ.get(TARGET_PACKAGE_ENV)
+        if target:
+            # A wheel for another platform: that platform's @esbuild package, unpacked (see build_all_wheels).
+            package_dir = Path(target)
+            package = json.loads((package_dir / "package.json").read_text())["name"].removeprefix("@esbuild/")
+            wheel_platform = dict(ESBUILD_PLATFORMS.values()).get(package, "")
+            if not wheel_platform:
+                raise RuntimeError(f"{TARGET_PACKAGE_ENV}={target}: @esbuild/{package} is not a platform we build")
+        else:
+            key = (sys.platform, platform.machine().lower())
+            if key not in ESBUILD_PLATFORMS:
+                raise RuntimeError(
+                    f"no esbuild wheel for {key[0]} on {key[1]}; build on one of {sorted(ESBUILD_PLATFORMS)}"
+                )
+            package, wheel_platform = ESBUILD_PLATFORMS[key]
+            package_dir = node_modules / "@esbuild" / package
         pinned = json.loads((root / "package.json").read_text())["dependencies"]["esbuild"]
-        package_dir = node_modules / "@esbuild" / package
         manifest = package_dir / "package.json"
         if not manifest.is_file():
             raise RuntimeError(f"{package_dir} is missing: {NPM_FIRST}")
@@ -79,3 +99,79 @@ class EsbuildBinaryHook(BuildHookInterface[BuilderConfig]):
         for script in scripts:
             build_data["force_include"][str(script)] = target + script.name
         build_data["force_include"][str(package_dir / "LICENSE.MD")] = target + "LICENSE.md"
+
+
+def build_all_wheels(out: Path, *, offline: bool = False) -> list[Path]:
+    """One wheel per release platform, each with that platform's official esbuild, into out (all or none).
+
+    Each `@esbuild/<platform>` package is fetched with `npm pack` (npm's registry and cache) at the version
+    package.json pins, and its sha512 must equal the integrity package-lock.json records for it.
+    """
+    if out.exists() and not out.is_dir():
+        raise RuntimeError(f"--out {out} is a file, not a folder; pass a folder (it is created if missing)")
+    root = Path(__file__).resolve().parent
+    pinned = json.loads((root / "package.json").read_text())["dependencies"]["esbuild"]
+    locked = json.loads((root / "package-lock.json").read_text())["packages"]
+    with tempfile.TemporaryDirectory(prefix="segment-pendo-wheels-") as scratch:
+        work = Path(scratch)
+        wheels: list[Path] = []
+        for package in RELEASE_PLATFORMS:
+            package_dir = _fetch_esbuild_package(package, pinned, locked, work, offline=offline)
+            built = work / "wheels" / package
+            wheel_build = subprocess.run(
+                [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", built, root],
+                check=False,
+                capture_output=True,
+                text=True,
+                env={**os.environ, TARGET_PACKAGE_ENV: str(package_dir)},
+            )
+            if wheel_build.returncode != 0:
+                raise RuntimeError(f"the {package} wheel did not build:\n{wheel_build.stderr.strip()}")
+            (wheel,) = built.glob("*.whl")
+            wheels.append(wheel)
+        out.mkdir(parents=True, exist_ok=True)
+        return [Path(shutil.copy2(wheel, out / wheel.name)) for wheel in wheels]
+
+
+def _fetch_esbuild_package(package: str, pinned: str, locked: dict[str, Any], work: Path, *, offline: bool) -> Path:
+    entry = locked.get(f"node_modules/@esbuild/{package}")
+    if entry is None or entry.get("version") != pinned or not entry.get("integrity"):
+        raise RuntimeError(f"package-lock.json has no @esbuild/{package} {pinned} with its integrity: {NPM_FIRST}")
+    command = ["npm", "pack", f"@esbuild/{package}@{pinned}", "--json", "--pack-destination", str(work)]
+    packed = subprocess.run(
+        [*command, *(["--offline"] if offline else [])], check=False, capture_output=True, text=True
+    )
+    if packed.returncode != 0:
+        reason = next((line for line in packed.stderr.splitlines() if line.strip()), "no output")
+        where = "npm's cache (run tests/setup.sh, or drop --offline)" if offline else "the npm registry"
+        raise RuntimeError(f"npm pack @esbuild/{package}@{pinned} failed ({reason}); it comes from {where}")
+    tarball = work / json.loads(packed.stdout)[0]["filename"]
+    algorithm, _, expected = entry["integrity"].partition("-")
+    actual = base64.b64encode(hashlib.new(algorithm, tarball.read_bytes()).digest()).decode()
+    if actual != expected:
+        raise RuntimeError(f"{tarball.name}: {algorithm} {actual} is not package-lock.json's {expected}")
+    unpacked = work / "packages" / package
+    with tarfile.open(tarball) as archive:
+        archive.extractall(unpacked, filter="data")
+    return unpacked / "package"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python hatch_build.py --all-platforms [--out dist] [--offline]`: the five release wheels."""
+    parser = argparse.ArgumentParser(prog="python hatch_build.py", description=main.__doc__)
+    parser.add_argument("--all-platforms", action="store_true", required=True, help="build every release wheel")
+    parser.add_argument("--out", type=Path, default=Path("dist"), help="folder for the wheels (default dist)")
+    parser.add_argument("--offline", action="store_true", help="take the npm packages from npm's cache only")
+    arguments = parser.parse_args(argv)
+    try:
+        wheels = build_all_wheels(arguments.out, offline=arguments.offline)
+    except (RuntimeError, OSError) as error:
+        print(f"error: {error}; no wheel written", file=sys.stderr)
+        return 1
+    for wheel in wheels:
+        print(wheel)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

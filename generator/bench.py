@@ -38,7 +38,7 @@ from generator.paths import DEMO_CONFIG, EXAMPLE_CONFIGS_DIR
 from generator.pipeline import build
 from generator.render import render
 
-# The decided budgets (issue #13): gzip bytes of segment-pendo.min.js at level 9, as the manifest measures.
+# The size budgets: gzip bytes of segment-pendo.min.js at level 9, as the manifest measures.
 GZIP_BUDGETS = {"minimal": 2_000, "every-feature": 2_500}
 # For scale: Segment's Pendo Web (Actions) destination built from action-destinations at 970a17e.
 SEGMENT_DESTINATION = {"min": 210_942, "gzip": 63_688}

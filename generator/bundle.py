@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from generator.errors import BundleError
-from generator.paths import EXECUTABLE_SUFFIX, INSTALLED, NODE_MODULES, PACKAGED_ESBUILD, node_modules_dirs
+from generator.paths import INSTALLED, NODE_MODULES, PACKAGED_ESBUILD, node_modules_dirs
 from generator.render import ENTRY_MODULE, RenderedModule
 
 READABLE_NAME = "segment-pendo.js"
@@ -28,6 +29,9 @@ NO_ESBUILD = (
     f"or run `npm install --save-exact esbuild@{PINNED_ESBUILD_VERSION}` in this folder, or set ESBUILD_BINARY_PATH "
     "to an esbuild binary; or pass --bundler esbuild-py for a build that is not minified"
 )
+WINDOWS = os.name == "nt"
+# platform.machine() on Windows → the suffix of esbuild's npm package (@esbuild/win32-x64, …).
+WINDOWS_MACHINES = {"amd64": "x64", "x86_64": "x64", "arm64": "arm64", "aarch64": "arm64", "x86": "ia32"}
 # Internal property names end in "_" (a naming convention), so the minified build may shorten them.
 MANGLED_PROPERTIES = "_$"
 
@@ -54,13 +58,25 @@ def find_esbuild(start: Path | None = None) -> Path | None:
         if not (path.is_file() and os.access(path, os.X_OK)):
             raise BundleError(f"ESBUILD_BINARY_PATH={explicit} is not an executable file; fix or unset it")
         return path
-    packaged = [PACKAGED_ESBUILD] if INSTALLED else [NODE_MODULES / ".bin" / f"esbuild{EXECUTABLE_SUFFIX}"]
-    nearby = [folder / ".bin" / f"esbuild{EXECUTABLE_SUFFIX}" for folder in node_modules_dirs(start)]
+    packaged = [PACKAGED_ESBUILD] if INSTALLED else npm_esbuild(NODE_MODULES)
+    nearby = [candidate for folder in node_modules_dirs(start) for candidate in npm_esbuild(folder)]
     for candidate in [*packaged, *nearby]:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return candidate
     found = shutil.which("esbuild")
     return Path(found) if found else None
+
+
+def npm_esbuild(node_modules: Path) -> list[Path]:
+    """Where npm puts a runnable esbuild in a node_modules folder, best first.
+
+    On Windows npm's .bin holds only wrappers (esbuild.cmd, esbuild.ps1, a shell script), so the platform
+    package's esbuild.exe comes first and the .cmd wrapper (which needs node) second.
+    """
+    if not WINDOWS:
+        return [node_modules / ".bin" / "esbuild"]
+    machine = WINDOWS_MACHINES.get(platform.machine().lower(), "x64")
+    return [node_modules / "@esbuild" / f"win32-{machine}" / "esbuild.exe", node_modules / ".bin" / "esbuild.cmd"]
 
 
 def require_esbuild(start: Path | None = None) -> Path:

@@ -20,7 +20,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from generator import __version__
 from generator.arguments import free_port, output_file, output_folder
+from generator.build_cli import add_build_options
 from generator.errors import GeneratorError, StorageError
+from generator.schema_cli import add_schema_command
+from generator.suggest import close_spelling
 
 if TYPE_CHECKING:
     from generator.config import Config
@@ -121,8 +124,10 @@ def _suggestion(message: str, parser: argparse.ArgumentParser, given: list[str])
     if match := re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message):
         choices = re.findall(r"'([^']*)'", match.group(2))
         close = difflib.get_close_matches(match.group(1), choices, n=1, cutoff=0.5)
-        return f"; did you mean {close[0]!r}?" if close else ""
-    options = _all_options(parser)
+        return f"; did you mean {close[0]!r}?" if close and close_spelling(match.group(1), close[0]) else ""
+    # Only the named command's own options (an option of another command, or --version, would mislead).
+    command = next((_commands(parser)[word] for word in given if word in _commands(parser)), parser)
+    options = _own_options(command)
     if message.startswith("unrecognized arguments: "):
         words = message.removeprefix("unrecognized arguments: ").split()
     elif message.startswith("the following arguments are required: "):
@@ -132,17 +137,15 @@ def _suggestion(message: str, parser: argparse.ArgumentParser, given: list[str])
         return ""
     for word in words:
         close = difflib.get_close_matches(word.split("=")[0], options, n=1, cutoff=0.6) if word[:1] == "-" else []
-        if close:
+        if close and close_spelling(word.split("=")[0], close[0]):
             return f"; {word.split('=')[0]} is not an option: did you mean {close[0]}?"
     return ""
 
 
-def _all_options(parser: argparse.ArgumentParser) -> list[str]:
+def _own_options(parser: argparse.ArgumentParser) -> list[str]:
     options: list[str] = []
     for action in parser._actions:
         options.extend(option for option in action.option_strings if option.startswith("--"))
-    for command in _commands(parser).values():
-        options.extend(_all_options(command))
     return sorted(set(options))
 
 
@@ -217,7 +220,7 @@ def _make_parser() -> argparse.ArgumentParser:
         help="script (default): the drop-in <script>; esm: segment-pendo.mjs, exporting pendoPlugin for analytics.js "
         "from npm, and its types segment-pendo.d.mts; both",
     )
-    build.set_defaults(run=_run_build)
+    add_build_options(build)
 
     check = commands.add_parser(
         "check",
@@ -242,6 +245,7 @@ def _make_parser() -> argparse.ArgumentParser:
     importer.set_defaults(run=_run_import)
 
     _add_bench_commands(commands)
+    add_schema_command(commands, _path)
 
     webhook = commands.add_parser(
         "webhook",
@@ -362,24 +366,6 @@ def _add_config_argument(command: argparse.ArgumentParser) -> None:
     command.add_argument("--config", required=True, type=_path, metavar="PATH", help="the TOML config file")
 
 
-def _run_build(arguments: argparse.Namespace) -> int:
-    from generator.pipeline import build  # noqa: PLC0415  (keeps `--help` fast)
-
-    output_folder("--out", arguments.out)
-    manifest = build(
-        arguments.config,
-        arguments.out,
-        bundler=arguments.bundler,
-        inline=arguments.inline,
-        link_map=arguments.link_map,
-        output_format=arguments.format,
-    )
-    for warning in manifest["warnings"]:
-        print(f"warning: {warning}", file=sys.stderr)
-    _print_summary(manifest, arguments.out)
-    return EXIT_OK
-
-
 def _run_check(arguments: argparse.Namespace) -> int:
     from generator.config_loader import load_config  # noqa: PLC0415
     from generator.regions import track_events_url  # noqa: PLC0415
@@ -409,7 +395,7 @@ def _run_check(arguments: argparse.Namespace) -> int:
 
 
 def _print_guide_events(config: Config) -> None:
-    """The lines `check` prints for [guide_events] (issue #14): the track events it sends, its webhook warning."""
+    """The lines `check` prints for [guide_events]: the track events it sends, its webhook warning."""
     from generator.guide_events import webhook_loop_warning  # noqa: PLC0415
 
     if config.guide_events.enabled:
@@ -537,24 +523,3 @@ def _check_database(flag: str, path: Path) -> None:
         raise StorageError(str(error)) from None
     if path.is_file() and not os.access(path, os.W_OK):
         raise StorageError(f"{flag} {path} is read-only; make it writable or pass another --db")
-
-
-def _print_summary(manifest: dict[str, Any], out_dir: Path) -> None:
-    from generator.tag import script_tag  # noqa: PLC0415
-
-    print(f"built with {manifest['esbuild_version']} into {out_dir}/")
-    for name, facts in manifest["files"].items():
-        print(f"  {name:<40} {facts['bytes']:>7} B  {facts['gzip_bytes']:>6} B gzip")
-    if "entry" in manifest:
-        print(f"paste right after the Segment snippet (serve {out_dir}/ at /):\n  {script_tag(manifest)}")
-    if "module" in manifest:
-        print(
-            f"with analytics.js from npm, keep {out_dir}/ in the app's source tree and import the plugin where the "
-            f"app loads analytics.js:\n  import {{ pendoPlugin }} from './{out_dir.name}/{manifest['module']['file']}';"
-            "\n  AnalyticsBrowser.load({ writeKey, plugins: [pendoPlugin] });  // or analytics.register(pendoPlugin)"
-        )
-    if "inline" in manifest:
-        print(
-            f"or paste {manifest['inline']['file']} into the page and allow it in your Content-Security-Policy:\n"
-            f"  script-src {manifest['inline']['csp_hash']}"
-        )

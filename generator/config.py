@@ -384,7 +384,7 @@ class WebhookSettings(StrictModel):
         return value
 
 
-# Pendo guide events → Segment (issue #14) ------------------------------------------------------------
+# Pendo guide events → Segment --------------------------------------------------------------------
 
 # The properties a forwarded guide event can carry, each read from Pendo's event (see guide-events.js.jinja).
 GUIDE_EVENT_PROPERTIES = (

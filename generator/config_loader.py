@@ -13,6 +13,7 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from generator import toml_writer
 from generator.config import Config
 from generator.errors import ConfigError
 
@@ -96,9 +97,35 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
+        if text.lstrip().startswith("{"):
+            raise ConfigError(str(path), [_json_in_toml(text)]) from None
         raise ConfigError(str(path), [f"TOML syntax error: {error}"]) from None
     except RecursionError:
         raise ConfigError(str(path), ["nests arrays or tables too deeply to read; a config is a few tables"]) from None
+
+
+def _json_in_toml(text: str) -> str:
+    """A config written as JSON: say so, with its first key written as TOML when the JSON can be read."""
+    message = "this looks like JSON; the config is TOML"
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return f"{message} (tables are [name] lines, then key = value lines)"
+    if not isinstance(data, dict) or not data:
+        return f"{message} (tables are [name] lines, then key = value lines)"
+    name, item = next(iter(data.items()))
+    try:
+        if isinstance(item, dict):
+            lines = [f"[{toml_writer.key(name)}]"]
+            if item:
+                entry, first = next(iter(item.items()))
+                lines.append(f"{toml_writer.key(entry)} = {toml_writer.value(first, f'{name}.{entry}')}")
+        else:
+            lines = [f"{toml_writer.key(name)} = {toml_writer.value(item, name)}"]
+    except toml_writer.TomlWriteError:
+        return f"{message} (tables are [name] lines, then key = value lines)"
+    example = "".join(f"\n    {line}" for line in lines)
+    return f"{message}; its first key in TOML:{example}"
 
 
 def describe_error(detail: ErrorDetails) -> str:

@@ -1,4 +1,4 @@
-"""Pendo guide and poll events sent back to Segment (issue #14): what the render step adds when on.
+"""Pendo guide and poll events sent back to Segment: what the render step adds when on.
 
 Off (the default), nothing of it reaches the output: its template is not rendered and config.js
 gets no value for it, so the scripts of configs without [guide_events] stay byte for byte the same.

@@ -14,7 +14,7 @@ from jinja2 import Environment
 from jinja2.ext import Extension
 from markupsafe import Markup
 
-from generator.tag import script_tag
+from generator.tag import TagError, script_tag
 
 
 class SegmentPendoExtension(Extension):
@@ -36,7 +36,15 @@ class SegmentPendoExtension(Extension):
 
 
 def install(environment: Environment, build: str | Path, *, prefix: str = "/") -> None:
-    """Add the extension to an environment and point it at a build folder served under prefix."""
+    """Add the extension to an environment and point it at a build folder served under prefix.
+
+    The build is checked here, at start-up, so a missing folder or manifest stops the app from starting
+    (GeneratorError, naming the folder) instead of failing the first page that renders the tag.
+    """
+    try:
+        script_tag(build, prefix=prefix)
+    except TagError as error:
+        raise TagError(f"generator.jinja.install(): {error}") from None
     environment.add_extension(SegmentPendoExtension)
     environment.segment_pendo_build = build  # type: ignore[attr-defined]
     environment.segment_pendo_prefix = prefix  # type: ignore[attr-defined]

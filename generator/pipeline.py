@@ -93,7 +93,7 @@ def build(
         warning = double_tracking_warning(config)
         if warning:
             warnings.append(warning)
-        loop_warning = guide_events.webhook_loop_warning(config)  # guide events (issue #14)
+        loop_warning = guide_events.webhook_loop_warning(config)  # guide events sent back to Segment
         if loop_warning:
             warnings.append(loop_warning)
         manifest = make_manifest(

@@ -40,3 +40,12 @@ if [[ ! -f node_modules/.package-lock.json ]] || ! cmp -s package-lock.json node
   npm ci --no-audit --no-fund --loglevel=error
   cp package-lock.json node_modules/.package-lock-source
 fi
+
+# The release wheels carry each platform's official esbuild (`python hatch_build.py --all-platforms`); their test
+# builds them from npm's cache, so those @esbuild packages are put there now (checked offline first: no network
+# when they are there already).
+esbuild_version=$(node -p 'require("./package.json").dependencies.esbuild')
+for platform in linux-x64 linux-arm64 darwin-x64 darwin-arm64 win32-x64; do
+  spec="@esbuild/$platform@$esbuild_version"
+  npm cache add --offline "$spec" --loglevel=silent >/dev/null 2>&1 || npm cache add "$spec" --loglevel=error
+done

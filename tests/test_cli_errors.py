@@ -75,6 +75,27 @@ BAD_INVOCATIONS: list[tuple[list[str], int, str]] = [
     (["bench", "--calls", "many"], 2, "argument --calls: 'many' is not a whole number"),
     (["bench", "--json", "a-folder"], 1, "--json a-folder is a folder"),
     (["bench", "--json", "missing/bench.json"], 1, "--json missing/bench.json: the folder missing does not exist"),
+    (["build", "--config", "good.toml", "--out", "dist", "--prefix", "static/sp"], 2, "'static/sp' is not a URL path"),
+    (["build", "--config", "good.toml", "--out", "dist", "--prefix", "/a b/"], 2, "'/a b/' has spaces or quotes"),
+    (["build", "--config", "good.toml", "--out", "dist", "--prefix", "https://"], 2, "argument --prefix: 'https://'"),
+    (["build", "--config", "good.toml", "--out", "dist", "--prefix"], 2, "argument --prefix: expected one argument"),
+    (["build", "--config", "good.toml", "--out", "dist", "--prefx", "/s/"], 2, "did you mean --prefix?"),
+    (["build", "--config", "missing.toml", "--out", "dist", "--watch"], 1, "--config missing.toml: no such file"),
+    (["build", "--config", "good.toml", "--out", "a-file", "--watch"], 1, "--out a-file is a file, not a folder"),
+    (
+        ["check", "--config", "json.toml"],
+        1,
+        'this looks like JSON; the config is TOML; its first key in TOML:\n    [pendo]\n    api_key = "k-1"',
+    ),
+    (["check", "--config", "broken-json.toml"], 1, "this looks like JSON; the config is TOML (tables are [name] lines"),
+    (["check", "--config", "good.toml", "--verbose"], 2, "unrecognized arguments: --verbose (see `"),
+    (["check", "--config", "good.toml", "--confg", "x"], 2, "--confg is not an option: did you mean --config?"),
+    (["serve", "--config", "good.toml", "--prot", "1"], 2, "--prot is not an option: did you mean --port?"),
+    (["schema", "--out", "a-folder"], 1, "--out a-folder is a folder; pass a file path"),
+    (["schema", "--out", "missing/schema.json"], 1, "--out missing/schema.json: the folder missing does not exist"),
+    (["schema", "--out"], 2, "argument --out: expected one argument"),
+    (["schema", "--output", "s.json"], 2, "--output is not an option: did you mean --out?"),
+    (["schema", "--out", ""], 2, "argument --out: is empty; pass a path"),
 ]
 
 
@@ -95,7 +116,7 @@ def folder_state(root: Path) -> dict[str, bytes | None]:
 def test_the_table_covers_every_command_with_at_least_25_mistakes() -> None:
     assert len(BAD_INVOCATIONS) >= 25
     commands = {argv[0] for argv, _, _ in BAD_INVOCATIONS if argv}
-    assert commands >= {"build", "check", "import-segment", "webhook", "serve", "relay", "bench"}
+    assert commands >= {"build", "check", "import-segment", "webhook", "serve", "relay", "bench", "schema"}
 
 
 @pytest.mark.parametrize(("argv", "code", "message"), BAD_INVOCATIONS)
@@ -107,6 +128,8 @@ def test_a_bad_invocation_is_one_line_with_no_traceback_and_writes_nothing(
     (tmp_path / "hook.toml").write_text(GOOD + "[webhook]\n")
     (tmp_path / "settings.json").write_text(json.dumps({"apiKey": "k-1"}))
     (tmp_path / "a-file").write_text("not a folder\n")
+    (tmp_path / "json.toml").write_text(json.dumps({"pendo": {"api_key": "k-1", "region": "eu"}}, indent=2))
+    (tmp_path / "broken-json.toml").write_text('{"pendo": {"api_key": "k-1",}}')
     (tmp_path / "deep.json").write_text("[" * 100_000)
     (tmp_path / "deep.toml").write_text("a = " + "[" * 100_000)
     mapping: object = "x"
@@ -152,3 +175,43 @@ def test_output_cut_short_by_its_reader_is_no_traceback(tmp_path: Path) -> None:
     assert process.stderr == ""
     assert process.returncode in (0, 141)
     assert (tmp_path / "dist" / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", "--config", "x.toml", "--verbose"],
+        ["build", "--config", "x.toml", "--out", "dist", "--verbose"],
+        ["serve", "--config", "x.toml", "--inline"],
+        ["check", "--config", "x.toml", "--out", "dist"],
+        ["bench", "--versio"],
+    ],
+)
+def test_no_suggestion_rather_than_a_wrong_one(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """A suggestion comes only from the command's own options, and only when it is a near spelling."""
+    from generator.cli import main
+
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert "unrecognized arguments" in error
+    assert "did you mean" not in error
+
+
+@pytest.mark.parametrize(
+    ("typed", "known", "close"),
+    [
+        ("--conf", "--config", True),
+        ("--ou", "--out", True),
+        ("--output", "--out", True),
+        ("--bundle", "--bundler", True),
+        ("biuld", "build", True),
+        ("--prot", "--port", True),
+        ("--verbose", "--version", False),
+        ("--out", "--port", False),
+        ("x", "--config", False),
+    ],
+)
+def test_a_suggestion_must_be_a_near_spelling(typed: str, known: str, close: bool) -> None:
+    from generator.suggest import close_spelling
+
+    assert close_spelling(typed, known) is close

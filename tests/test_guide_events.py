@@ -1,4 +1,4 @@
-"""Pendo guide and poll events back into Segment ([guide_events], issue #14), end to end.
+"""Pendo guide and poll events back into Segment ([guide_events]), end to end.
 
 Real Chromium, the real analytics.js 2.0 and the real Pendo agent showing real building-block guides
 served by the test's local data host; the visitor clicks through them. What reaches Segment's API must

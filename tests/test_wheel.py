@@ -252,3 +252,60 @@ def test_serve_works_from_the_wheel_and_writes_nothing_into_site_packages(
     assert process.wait(timeout=10) == 0
     assert not builds.exists()
     assert set(os.listdir(installed.work)) <= {"dist", "node_modules", "pendo.toml"}
+
+
+def test_version_schema_and_build_prefix_from_the_wheel(installed: Installed) -> None:
+    import generator
+    from generator.schema import config_schema
+
+    with zipfile.ZipFile(installed.wheel) as archive:
+        names = archive.namelist()
+        metadata = Parser().parsestr(archive.read(next(n for n in names if n.endswith("dist-info/METADATA"))).decode())
+    assert metadata["Version"] == generator.__version__
+    assert installed.run("--version").stdout == f"segment-pendo {generator.__version__}\n"
+    schema = installed.run("schema", "--out", "segment-pendo.schema.json")
+    assert schema.returncode == 0, schema.stderr
+    assert json.loads((installed.work / "segment-pendo.schema.json").read_text()) == config_schema()
+    assert installed.run("schema", "--help").returncode == 0
+    mistake = installed.run("schema", "--out", "missing/schema.json")
+    assert (mistake.returncode, mistake.stdout) == (1, "")
+    assert (
+        mistake.stderr
+        == "error: --out missing/schema.json: the folder missing does not exist; create it or pass another path\n"
+    )
+    assert not (installed.work / "missing").exists()
+    (installed.work / "pendo.toml").write_text(CONFIG.read_text())
+    built = installed.run("build", "--config", "pendo.toml", "--out", "sp", "--prefix", "/static/segment-pendo")
+    assert built.returncode == 0, built.stderr
+    entry = json.loads((installed.work / "sp" / "manifest.json").read_text())["entry"]
+    assert f'<script src="/static/segment-pendo/{entry}"' in built.stdout
+    assert f"serve the files in sp/ at /static/segment-pendo/ (the script is /static/segment-pendo/{entry})" in (
+        built.stdout
+    )
+
+
+def test_build_watch_from_the_wheel_stops_cleanly_on_ctrl_c(installed: Installed) -> None:
+    (installed.work / "watched.toml").write_text(CONFIG.read_text())
+    process = subprocess.Popen(
+        [str(installed.command), "build", "--config", "watched.toml", "--out", "watched", "--watch"],
+        cwd=installed.work,
+        env={**installed.env(), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "watching watched.toml" in line:
+                break
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert "stopped watching" in stdout and "Traceback" not in stderr
+    assert (installed.work / "watched" / "manifest.json").is_file()

@@ -24,10 +24,11 @@ from generator.config_loader import load_config
 from generator.demo import guides, local_agent
 from generator.demo.beacons import TRANSPARENT_GIF, jzb_payloads
 from generator.errors import GeneratorError
-from generator.paths import ANALYTICS_NEXT_DIR, SITE_DIR, STATIC_DIR, TEMPLATES_DIR
+from generator.paths import ANALYTICS_NEXT_DIR, SITE_DIR
 from generator.pipeline import build
 from generator.regions import track_events_url
 from generator.tag import script_tag
+from generator.watch import source_fingerprint
 
 ANALYTICS_NEXT = ANALYTICS_NEXT_DIR
 DEMO_WRITE_KEY = "demo_write_key"
@@ -55,12 +56,11 @@ class DemoState:
     build_error: str | None = None
     log: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    _fingerprint: tuple[float, ...] = ()
+    _fingerprint: tuple[int, ...] = ()
 
     def rebuild_if_changed(self) -> None:
         """Build again when the config or a template/static file changed; keep the last good build on error."""
-        watched = [self.config_path, *TEMPLATES_DIR.iterdir(), *STATIC_DIR.iterdir()]
-        fingerprint = tuple(path.stat().st_mtime_ns if path.exists() else 0 for path in watched)
+        fingerprint = source_fingerprint(self.config_path)
         with self.lock:
             if fingerprint == self._fingerprint:
                 return
@@ -135,7 +135,7 @@ def _config_facts(config: Any) -> dict[str, Any]:
             for item in config.subscriptions
         ],
         "webhook": None,
-        # Pendo event type → Segment track event name, when [guide_events] is on (issue #14).
+        # Pendo event type → Segment track event name, when [guide_events] is on.
         "guideEvents": config.guide_events.track.forwarded() if config.guide_events.enabled else None,
     }
     if config.webhook is not None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.core import checks
+
+from generator.django.checks import check_build
 
 
 class SegmentPendoConfig(AppConfig):  # type: ignore[misc]
@@ -11,3 +14,7 @@ class SegmentPendoConfig(AppConfig):  # type: ignore[misc]
     name = "generator.django"
     label = "segment_pendo"
     verbose_name = "segment-pendo"
+
+    def ready(self) -> None:
+        """Register the start-up check of the build folder (SEGMENT_PENDO_BUILD)."""
+        checks.register(check_build)

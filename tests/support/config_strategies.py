@@ -148,7 +148,7 @@ def config_texts(draw: st.DrawFn) -> str:
 
 
 def guide_event_tables(draw: st.DrawFn) -> list[str]:
-    """[guide_events] (issue #14): on or off, some events renamed or switched off, a property filter."""
+    """[guide_events]: on or off, some events renamed or switched off, a property filter."""
     properties = st.lists(st.sampled_from(GUIDE_EVENT_PROPERTIES), max_size=3)
     keys = draw(st.one_of(properties.map(lambda allow: {"allow": allow}), properties.map(lambda deny: {"deny": deny})))
     event_name = st.one_of(st.just(False), text.filter(lambda name: name.strip() != ""))

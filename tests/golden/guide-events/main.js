@@ -79,7 +79,7 @@ function start(win, doc) {
   lookUpClient(win, globalKey, (client) =>
     Array.isArray(client) ? client.push(['register', plugin]) : client && client.register && client.register(plugin),
   );
-  // guide events (issue #14, templates/guide-events.js.jinja): Pendo guide and poll events to analytics.track.
+  // guide events (templates/guide-events.js.jinja): Pendo guide and poll events to analytics.track.
   forwardGuideEvents(win, doc, () => passesConsent({}), debug);
 }
 

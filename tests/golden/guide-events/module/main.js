@@ -68,7 +68,7 @@ function start(win, doc) {
     }
   }
 
-  // guide events (issue #14, templates/guide-events.js.jinja): Pendo guide and poll events to analytics.track.
+  // guide events (templates/guide-events.js.jinja): Pendo guide and poll events to analytics.track.
   forwardGuideEvents(win, doc, () => passesConsent({}), debug);
   // Names end in "_" so that the minifier may shorten them.
   return { ready_: () => {}, event_: onEvent, reset_: onReset };
