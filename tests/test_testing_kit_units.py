@@ -6,6 +6,7 @@ import base64
 import json
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,12 @@ def test_beacons_decode_from_query_and_body() -> None:
 
 
 def test_agent_events_are_read_once_and_the_latest_ids_win() -> None:
-    meta1 = {"type": "meta", "visitor_id": "u-1", "account_id": "a-1", "props": {"visitor": {"id": "u-1", "plan": "free"}}}
+    meta1 = {
+        "type": "meta",
+        "visitor_id": "u-1",
+        "account_id": "a-1",
+        "props": {"visitor": {"id": "u-1", "plan": "free"}},
+    }
     meta2 = {
         "type": "meta",
         "visitor_id": "u-1",
@@ -63,7 +69,10 @@ def test_calls_in_page_order_make_visitor_account_and_tracks() -> None:
 
 
 def test_segment_batches_are_unpacked() -> None:
-    bodies = [{"type": "identify", "userId": "u"}, {"batch": [{"type": "track", "event": "A"}, "junk"]}]
+    bodies: list[dict[str, Any]] = [
+        {"type": "identify", "userId": "u"},
+        {"batch": [{"type": "track", "event": "A"}, "junk"]},
+    ]
     assert observed.segment_events(bodies) == [{"type": "identify", "userId": "u"}, {"type": "track", "event": "A"}]
 
 

@@ -74,5 +74,3 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     work = root / "elsewhere"
     work.mkdir()
     return Installed(wheel, venv, work)
-
-
