@@ -1,6 +1,6 @@
 """Command line: `segment-pendo <command>` (or `python -m generator <command>`).
 
-Commands: build, check, import-segment, bench, bench-relay, webhook, relay, serve.
+Commands: build, check, import-segment, bench, bench-relay, webhook, relay, serve, verify.
 
 Exit 0 ok, 1 bad input, 2 usage error, 3 the relay's storage is unusable. No input gives a traceback: every
 problem is one line.
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from generator import __version__
 from generator.arguments import free_port, output_file, output_folder
 from generator.errors import GeneratorError, StorageError
+from generator.verify_cli import add_verify_command
 
 if TYPE_CHECKING:
     from generator.config import Config
@@ -242,6 +243,7 @@ def _make_parser() -> argparse.ArgumentParser:
     importer.set_defaults(run=_run_import)
 
     _add_bench_commands(commands)
+    add_verify_command(commands)
 
     webhook = commands.add_parser(
         "webhook",
