@@ -1,6 +1,6 @@
 """Command line: `segment-pendo <command>` (or `python -m generator <command>`).
 
-Commands: build, check, import-segment, bench, bench-relay, webhook, relay, serve.
+Commands: build, check, import-segment, bench, bench-relay, webhook, relay, serve, verify.
 
 Exit 0 ok, 1 bad input, 2 usage error, 3 the relay's storage is unusable. No input gives a traceback: every
 problem is one line.
@@ -24,6 +24,7 @@ from generator.build_cli import add_build_options
 from generator.errors import GeneratorError, StorageError
 from generator.schema_cli import add_schema_command
 from generator.suggest import close_spelling
+from generator.verify_cli import add_verify_command
 
 if TYPE_CHECKING:
     from generator.config import Config
@@ -246,6 +247,7 @@ def _make_parser() -> argparse.ArgumentParser:
 
     _add_bench_commands(commands)
     add_schema_command(commands, _path)
+    add_verify_command(commands)
 
     webhook = commands.add_parser(
         "webhook",

@@ -13,6 +13,7 @@ from playwright.sync_api import BrowserContext, Page
 from generator.chromium import CHROMIUM_FLAGS, chromium_executable
 from generator.pipeline import build
 from tests.support.fake_internet import FakeInternet
+from tests.support.installed_wheel import installed  # noqa: F401  (a fixture: the wheel in a fresh virtualenv)
 from tests.support.outboxes import new_outbox  # noqa: F401  (a fixture: each outbox store in turn)
 from tests.support.postgres import postgres_cluster  # noqa: F401  (a fixture: the throwaway PostgreSQL cluster)
 from tests.support.shop import Shop

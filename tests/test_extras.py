@@ -24,6 +24,8 @@ DISTRIBUTION_OF = {"esbuild_py": "esbuild-py", "pydantic_core": "pydantic"}
 USED_WITHOUT_IMPORT = {
     # server.py imports uvicorn's httptools protocol, which imports httptools.
     "relay": {"httptools": ("relay/server.py", "uvicorn.protocols.http.httptools_impl")},
+    # The test kit's fixtures sit on pytest-playwright's own `context` fixture.
+    "testing": {"pytest-playwright": ("testing/plugin.py", 'getfixturevalue("context")')},
 }
 # uvicorn's loop="auto" runs on uvloop when it is installed (not on Windows, hence the marker).
 OPTIONAL_ACCELERATORS = {"relay": {"uvloop": ("relay/server.py", 'loop="auto"')}}
@@ -39,6 +41,8 @@ def _group(module: Path) -> str:
         return "relay"
     if relative == "bench.py":
         return "bench"
+    if relative.startswith("testing/") or relative == "verify.py":
+        return "testing"
     if relative.startswith("django/"):
         return "django"
     return "base"
@@ -69,10 +73,10 @@ def _names(requirements: list[str]) -> set[str]:
 def _declared() -> dict[str, list[str]]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     extras: dict[str, list[str]] = project["optional-dependencies"]
-    return {"base": project["dependencies"], **{name: extras[name] for name in ("relay", "bench", "postgres")}}
+    return {"base": project["dependencies"], **{name: extras[name] for name in ("relay", "bench", "postgres", "testing")}}
 
 
-@pytest.mark.parametrize("group", ["base", "relay", "bench", "postgres"])
+@pytest.mark.parametrize("group", ["base", "relay", "bench", "postgres", "testing"])
 def test_each_group_declares_exactly_what_its_code_imports(group: str) -> None:
     imported = _imported_by_group().get(group, set())
     needed = set(imported)

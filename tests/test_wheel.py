@@ -7,84 +7,19 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from email.parser import Parser
 from pathlib import Path
 
 import pytest
 
 from generator.pipeline import build
+from tests.support.installed_wheel import CHECKOUT, Installed
 
-CHECKOUT = Path(__file__).resolve().parent.parent
 CONFIG = CHECKOUT / "tests" / "configs" / "every-feature.toml"
-
-
-@dataclass(frozen=True)
-class Installed:
-    """A fresh virtualenv with the wheel installed (no extras), and a working folder outside the checkout."""
-
-    wheel: Path
-    venv: Path
-    work: Path
-
-    @property
-    def command(self) -> Path:
-        return self.venv / "bin" / "segment-pendo"
-
-    @property
-    def site_packages(self) -> Path:
-        return next((self.venv / "lib").glob("python3*/site-packages"))
-
-    def env(self) -> dict[str, str]:
-        """No node, npm or esbuild reachable: PATH holds only the virtualenv's scripts."""
-        return {"PATH": str(self.venv / "bin"), "HOME": str(self.work), "LANG": "C.UTF-8"}
-
-    def run(self, *arguments: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(self.command), *arguments],
-            cwd=self.work,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    root = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(root),
-            str(CHECKOUT),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    wheel = next(root.glob("*.whl"))
-    venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    # pip's cache (and the machine's find-links) hold the dependencies already: no download in the usual case.
-    subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)], check=True, capture_output=True
-    )
-    work = root / "elsewhere"
-    work.mkdir()
-    return Installed(wheel, venv, work)
 
 
 def test_the_wheel_is_tagged_for_the_platform_and_carries_esbuild_and_its_license(installed: Installed) -> None:

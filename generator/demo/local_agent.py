@@ -44,8 +44,8 @@ def servers() -> dict[str, dict[str, str]]:
 
 
 @functools.cache
-def _agent_module() -> str:
-    path = _package() / "dist" / "pendo.module.js"
+def _module_of(package: Path) -> str:
+    path = package / "dist" / "pendo.module.js"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run `npm ci` in the project root")
     text = path.read_text(encoding="utf-8")
@@ -55,10 +55,15 @@ def _agent_module() -> str:
     return stripped
 
 
-@functools.cache
 def agent_script(api_key: str, region: str = "io", data_origin: str | None = None) -> str:
     """pendo.js as the CDN would serve it for this subscription; data_origin replaces the region's data host."""
-    table = servers()
+    return agent_script_for(_package(), api_key, region, data_origin)
+
+
+@functools.cache
+def agent_script_for(package: Path, api_key: str, region: str = "io", data_origin: str | None = None) -> str:
+    """pendo.js from the @pendo/agent package in that folder, as the CDN would serve it for this subscription."""
+    table: dict[str, dict[str, str]] = json.loads((package / "dist" / "servers.json").read_text())
     server = data_origin or table["data"][region]
     config = {
         "apiKey": api_key,
@@ -67,4 +72,4 @@ def agent_script(api_key: str, region: str = "io", data_origin: str | None = Non
         "designerServer": server,
         "assetHost": table["assetHost"][region],
     }
-    return f"(function () {{\n{_agent_module()}\nloadAgent({json.dumps(config)});\n}})();\n"
+    return f"(function () {{\n{_module_of(package)}\nloadAgent({json.dumps(config)});\n}})();\n"
