@@ -178,3 +178,35 @@ def test_the_metadata_destination_brakes_too_and_its_values_arrive_after_recover
             assert relay.metrics()["dead_lettered"] == 0
         finally:
             relay.stop()
+
+
+def test_events_pendo_would_not_show_in_full_are_counted_and_logged_once_per_name_and_sent_unchanged(
+    tmp_path: Path, pendo: FakePendoTrack
+) -> None:
+    big = {"note": "x" * 520}
+    hidden = {"9lives": 1, "__secret__": 2, "has space": 3, "a" * 33: 4, "fine_name": 5}
+    events = [
+        *(track(i, event="Big", properties=big) for i in range(5)),
+        *(track(i, event="Oddly Named", properties=hidden) for i in range(5, 8)),
+        track(8, event="Small", properties={"ok": "y" * 400}),  # 410 bytes of JSON: shown
+        track(9, event="Both", properties={**big, "9lives": 1}),
+    ]
+    relay = Relay(tmp_path, pendo.url).start()
+    try:
+        assert relay.post("/v1/batch", {"batch": events})[0] == 200
+        wait_for(lambda: len(pendo.received) == len(events), "every event")
+        counts = relay.metrics()["pendo_limits"]
+        assert counts == {"properties_too_large": 6, "property_names_hidden": 4}
+        _, prometheus = relay.get_text("/metrics?format=prometheus")
+        assert 'relay_pendo_limit_events_total{kind="properties_too_large"} 6' in prometheus
+        with pendo.lock:
+            sent = {body["event"]: body["properties"] for body in pendo.received}
+        assert sent["Big"] == big and sent["Oddly Named"] == hidden, "the data is sent as it is"
+        log = relay.log.read_text()
+        assert log.count("track event 'Big': its properties take 531 bytes of JSON") == 1, log
+        hidden_line = "track event 'Oddly Named': Pendo will not show properties named '9lives', '__secret__', "
+        assert log.count(hidden_line) == 1, log
+        assert "'fine_name'" not in log and "'Small'" not in log
+        assert log.count("track event 'Both'") == 2
+    finally:
+        relay.stop()

@@ -28,8 +28,9 @@ from generator.relay.delivery import TRACK, TrackDeliverer
 from generator.relay.engine import Deliverer, DeliverySettings, Destination, Engine
 from generator.relay.health import Health, supervise
 from generator.relay.intake import Converted, Refused, convert, decoded, parse, read_body
+from generator.relay.limits import PendoLimits
 from generator.relay.metadata_delivery import MetadataDeliverer, MetadataDelivery
-from generator.relay.metrics import destinations_text, prometheus_text
+from generator.relay.metrics import destinations_text, limits_text, prometheus_text
 from generator.relay.outbox import Outbox
 
 DAY_MS = 24 * 3600 * 1000
@@ -90,10 +91,11 @@ class _Relay:
         if self.metadata is not None:
             self.engine.add(self.metadata)
         self.selected = parse_fql(settings.subscribe)
+        self.limits = PendoLimits()
 
     def _parse_and_convert(self, plain: bytes) -> Converted:
         metadata = self.settings.metadata.settings if self.settings.metadata is not None else None
-        return convert(parse(plain), self.settings.visitor_rule, self.selected, metadata)
+        return convert(parse(plain), self.settings.visitor_rule, self.selected, metadata, self.limits.inspect)
 
     def _paused(self) -> dict[str, float]:
         return self.engine.paused()
@@ -171,7 +173,7 @@ class _Relay:
         problems = self.health.problems()
         if _wants_prometheus(request):
             text = prometheus_text(stats, problems, windows, self._paused())
-            text += destinations_text(self.engine.describe())
+            text += destinations_text(self.engine.describe()) + limits_text(self.limits.counts)
             return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
         group_commit = {"commits": self.committer.intake_commits, "events": self.committer.intake_events}
         document: dict[str, Any] = {
@@ -181,6 +183,7 @@ class _Relay:
             "group_commit": group_commit,
             "dead_letters": dead_letters,
             "destinations": self.engine.describe(),
+            "pendo_limits": dict(self.limits.counts),
         }
         if self.metadata is not None:
             document["metadata"] = {

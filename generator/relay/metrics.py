@@ -67,3 +67,13 @@ def destinations_text(destinations: dict[str, dict[str, Any]]) -> str:
             for name, state in destinations.items()
         ]
     return "\n".join(lines) + "\n"
+
+
+def limits_text(counts: dict[str, int]) -> str:
+    """Track events Pendo will not show in full, by why, as a Prometheus counter."""
+    lines = [
+        "# HELP relay_pendo_limit_events_total Track events sent that Pendo will not show in full, by why.",
+        "# TYPE relay_pendo_limit_events_total counter",
+        *(f'relay_pendo_limit_events_total{{kind="{_label(kind)}"}} {count}' for kind, count in counts.items()),
+    ]
+    return "\n".join(lines) + "\n"
