@@ -307,8 +307,9 @@ def _deliver_backlog(bench: _Bench, count: int, max_rate: str = NO_RATE_LIMIT) -
     results[name] = delivered / elapsed
     print(f"  {name:<48} {results[name]:>12,.0f}", flush=True)
     if delivered >= count:
-        results[f"drain of {count:,} waiting (seconds)"] = elapsed
-        print(f"  {'drain of ' + format(count, ',') + ' waiting (seconds)':<48} {elapsed:>12,.1f}", flush=True)
+        drain = f"drain of {count:,} waiting{limited} (seconds)"
+        results[drain] = elapsed
+        print(f"  {drain:<48} {elapsed:>12,.1f}", flush=True)
     return results
 
 
@@ -317,6 +318,7 @@ def _outage(bench: _Bench) -> dict[str, float]:
     bench.prefill(OUTAGE_BACKLOG)
     bench.mode.value = FAIL
     bench.delivered.value = 0
+    bench.requests.value = 0
     results: dict[str, float] = {}
     with bench.running_relay(max_rate="50"):
         time.sleep(OUTAGE_SETTLING_SECONDS)
