@@ -42,6 +42,7 @@ class _Claim:
     limit: int
     lease_seconds: float
     answer: asyncio.Future[list[Pending]]
+    by_key: bool = False
 
 
 @dataclass
@@ -92,12 +93,12 @@ class Committer:
         self._work.set()
         return await answer
 
-    async def claim(self, destination: str, limit: int, lease_seconds: float) -> list[Pending]:
-        """Lease due events, after every queued outcome is written; StorageError while storage fails."""
+    async def claim(self, destination: str, limit: int, lease_seconds: float, *, by_key: bool = False) -> list[Pending]:
+        """Lease due events (whole keys with by_key) once queued outcomes are written; StorageError if not."""
         if self._failure is not None and self._queue.outcomes:
             raise self._failure
         answer: asyncio.Future[list[Pending]] = asyncio.get_running_loop().create_future()
-        self._queue.claims.append(_Claim(destination, limit, lease_seconds, answer))
+        self._queue.claims.append(_Claim(destination, limit, lease_seconds, answer, by_key))
         self._work.set()
         return await answer
 
@@ -174,7 +175,9 @@ class Committer:
             for position, claim in enumerate(claims):
                 try:
                     leased = await self.write(
-                        lambda c=claim: self.outbox.claim(c.destination, c.limit, c.lease_seconds)  # type: ignore[misc]
+                        lambda c=claim: self.outbox.claim(  # type: ignore[misc]
+                            c.destination, c.limit, c.lease_seconds, by_key=c.by_key
+                        )
                     )
                 except BaseException as error:
                     _fail(claims[position:], _as_storage_error(error))

@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,12 +128,17 @@ def parse(text: bytes) -> list[Any]:
 
 
 def convert(
-    events: list[Any], visitor_rule: VisitorRule, selected: Any, metadata: MetadataSettings | None = None
+    events: list[Any],
+    visitor_rule: VisitorRule,
+    selected: Any,
+    metadata: MetadataSettings | None = None,
+    inspect: Callable[[dict[str, Any], str], None] | None = None,
 ) -> Converted:
     """Each event checked and converted to what is stored; refusals name the event's index and the field.
 
     Identify and group calls go to Pendo's metadata API when the config has `[metadata]`; otherwise they are
-    refused as before (only track events go to the Track Events API).
+    refused as before (only track events go to the Track Events API). `inspect` sees each track event's Pendo
+    body (and its JSON text) before it is stored.
     """
     result = Converted()
     now_ms = time.time() * 1000
@@ -153,7 +158,10 @@ def convert(
             if not evaluate_fql(selected, event):
                 result.skipped += 1
                 continue
-            result.events.append(NewEvent(message_id(event), TRACK, body_text(pendo_body), pendo_body["timestamp"]))
+            text = body_text(pendo_body)
+            if inspect is not None:
+                inspect(pendo_body, text)
+            result.events.append(NewEvent(message_id(event), TRACK, text, pendo_body["timestamp"]))
             result.origins.append(index)
         except RejectedEvent as error:
             result.rejected.append({"index": index, "reason": str(error)})
