@@ -73,7 +73,10 @@ def _names(requirements: list[str]) -> set[str]:
 def _declared() -> dict[str, list[str]]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     extras: dict[str, list[str]] = project["optional-dependencies"]
-    return {"base": project["dependencies"], **{name: extras[name] for name in ("relay", "bench", "postgres", "testing")}}
+    return {
+        "base": project["dependencies"],
+        **{name: extras[name] for name in ("relay", "bench", "postgres", "testing")},
+    }
 
 
 @pytest.mark.parametrize("group", ["base", "relay", "bench", "postgres", "testing"])
