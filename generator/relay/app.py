@@ -21,6 +21,8 @@ from starlette.routing import Route
 
 from generator.errors import StorageError
 from generator.fql import parse_fql
+from generator.relay.audience_delivery import AudienceDeliverer, AudienceDelivery
+from generator.relay.audiences import AUDIENCES
 from generator.relay.auth import NO_CREDENTIALS, header_problem, signature_matches
 from generator.relay.committer import Committer
 from generator.relay.convert import PENDO_MAX_AGE_MS, VisitorRule
@@ -28,7 +30,7 @@ from generator.relay.delivery import TRACK, Deliverer, DeliverySettings, Destina
 from generator.relay.health import Health, supervise
 from generator.relay.intake import Converted, Refused, convert, decoded, parse, read_body
 from generator.relay.metadata_delivery import MetadataDeliverer, MetadataDelivery
-from generator.relay.metrics import prometheus_text
+from generator.relay.metrics import audience_counts, audience_prometheus, prometheus_text
 from generator.relay.outbox import Outbox
 
 DAY_MS = 24 * 3600 * 1000
@@ -55,6 +57,8 @@ class RelaySettings:
     client_timeout_seconds: float = 10.0
     # The config's [metadata] with the Integration Key: identify and group calls go to Pendo's metadata API.
     metadata: MetadataDelivery | None = None
+    # The config's [audiences] with the Integration Key: Engage audience calls go to Pendo Segments.
+    audiences: AudienceDelivery | None = None
 
 
 def create_app(outbox: Outbox, settings: RelaySettings) -> Starlette:
@@ -84,14 +88,21 @@ class _Relay:
             if settings.metadata is not None
             else None
         )
+        self.audiences = (
+            AudienceDeliverer(self.committer, settings.audiences, settings.delivery, self.health)
+            if settings.audiences is not None
+            else None
+        )
         self.selected = parse_fql(settings.subscribe)
 
     def _parse_and_convert(self, plain: bytes) -> Converted:
         metadata = self.settings.metadata.settings if self.settings.metadata is not None else None
-        return convert(parse(plain), self.settings.visitor_rule, self.selected, metadata)
+        audiences = self.settings.audiences.settings if self.settings.audiences is not None else None
+        return convert(parse(plain), self.settings.visitor_rule, self.selected, metadata, audiences)
 
     def _paused(self) -> dict[str, float]:
-        return self.deliverer.paused() | (self.metadata.paused() if self.metadata is not None else {})
+        paused = self.deliverer.paused() | (self.metadata.paused() if self.metadata is not None else {})
+        return paused | (self.audiences.paused() if self.audiences is not None else {})
 
     async def receive(self, request: Request) -> Response:
         secret = self.settings.shared_secret
@@ -120,6 +131,8 @@ class _Relay:
                 self.deliverer.wake()
             if self.metadata is not None and any(event.destination != TRACK for event in converted.events):
                 self.metadata.wake()
+            if self.audiences is not None and any(event.destination == AUDIENCES for event in converted.events):
+                self.audiences.wake()
         accepted, duplicates = converted.counts(stored)
         counts: dict[str, Any] = {
             "accepted": accepted,
@@ -159,10 +172,12 @@ class _Relay:
         except StorageError as error:
             return _error(503, f"the relay cannot read its outbox now: {error}")
         states = [*self.deliverer.states, *(self.metadata.states if self.metadata is not None else [])]
+        states += self.audiences.states if self.audiences is not None else []
         windows = {state.destination.name: state.window for state in states}
         problems = self.health.problems()
+        audiences = await self._audience_counts() if self.audiences is not None else None
         if _wants_prometheus(request):
-            text = prometheus_text(stats, problems, windows, self._paused())
+            text = prometheus_text(stats, problems, windows, self._paused()) + audience_prometheus(audiences or {})
             return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
         group_commit = {"commits": self.committer.intake_commits, "events": self.committer.intake_events}
         document: dict[str, Any] = {
@@ -178,7 +193,17 @@ class _Relay:
                 "bodies": self.metadata.bodies_sent,
                 "rows": self.metadata.rows_sent,
             }
+        if audiences is not None:
+            document["audiences"] = audiences
         return JSONResponse(document)
+
+    async def _audience_counts(self) -> dict[str, dict[str, Any]]:
+        assert self.audiences is not None
+        try:
+            rows = await self.committer.read(self.outbox.audience_rows)
+        except StorageError as error:
+            return {"error": {"reason": str(error)}}
+        return audience_counts(rows, self.audiences.segment_of)
 
     async def _prune_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -206,11 +231,16 @@ class _Relay:
         metadata = self.metadata
         if metadata is not None:
             workers.append(supervised("metadata deliverer", lambda: metadata.run(stop), stop))
+        audiences = self.audiences
+        if audiences is not None:
+            workers.append(supervised("audiences deliverer", lambda: audiences.run(stop), stop))
         yield
         stop.set()
         self.deliverer.wake()
         if metadata is not None:
             metadata.wake()
+        if audiences is not None:
+            audiences.wake()
         await asyncio.gather(*workers)
         # Only now: the deliverer's last outcomes are written before the outbox closes.
         stop_writes.set()

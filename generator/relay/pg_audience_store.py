@@ -211,6 +211,7 @@ class PostgresAudiences:
     def begin_creation(self, audience: str, lease_seconds: float) -> bool:
         """Whether this relay is now the one to create the audience's segment (nobody has, nobody is)."""
         with self._transaction() as db:
+            self._reap_if_due(db)  # a creator that died hands its creation back
             db.execute("INSERT INTO audience_segments (audience) VALUES (%s) ON CONFLICT DO NOTHING", (audience,))
             # Two relays at once: the second waits for the first's row lock, then sees it creating.
             won = db.execute(
