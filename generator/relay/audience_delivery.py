@@ -256,27 +256,10 @@ class AudienceDeliverer:
         url = self.delivery.segment_url(segment)
         status, text, retry_after = await self._request(session, "PATCH", url, patch.content())
         self.sent[audience] += 1
-        answer = read_patch_answer(max(status, 0), text, patch) if status else None
-        if status == 0 or (answer is not None and status >= 300):
-            reason = _said(status, text)
-            wait = self._failed(status, retry_after, f"segment {segment} (audience {audience}): {reason}")
-            if status == BUSY:
-                self.not_before[audience] = time.monotonic() + 1.0
-            verdict = "retry" if status == 0 or retried_status(status) or status in SETUP_PROBLEMS else "dead"
-            if status == 404:
-                verdict = "retry"  # a segment id that Pendo does not have is the config's problem, not the visitors'
-            return [
-                MembershipOutcome(
-                    by_visitor[change.visitor],
-                    verdict,  # type: ignore[arg-type]
-                    max(wait, backoff_seconds(by_visitor[change.visitor].attempts, self.settings)),
-                    status,
-                    f"HTTP {reason}" if status else reason,
-                )
-                for change in patch.changes
-            ]
+        if status == 0 or status >= 300:
+            return self._refused(audience, segment, patch, by_visitor, (status, text, retry_after))
         self._succeeded()
-        assert answer is not None
+        answer = read_patch_answer(status, text, patch)
         outcomes = []
         for result in answer.results:
             changes = result.operation.changes
@@ -291,6 +274,30 @@ class AudienceDeliverer:
                 elif verdict == "retry":
                     delay = backoff_seconds(item.attempts, self.settings)
                 outcomes.append(MembershipOutcome(item, verdict, delay, result.status, result.reason))
+        return outcomes
+
+    def _refused(
+        self,
+        audience: str,
+        segment: str,
+        patch: Patch,
+        by_visitor: dict[str, ClaimedMembership],
+        answer: tuple[int, str, str | None],
+    ) -> list[MembershipOutcome]:
+        """Outcomes when the whole request failed (no answer, or an error status)."""
+        status, text, retry_after = answer
+        reason = _said(status, text)
+        wait = self._failed(status, retry_after, f"segment {segment} (audience {audience}): {reason}")
+        if status == BUSY:
+            self.not_before[audience] = time.monotonic() + 1.0
+        # A segment id Pendo does not have, or a refused key, is the setting's problem, not the visitors'.
+        retried = status == 0 or retried_status(status) or status in SETUP_PROBLEMS or status == 404
+        verdict: MembershipVerdict = "retry" if retried else "dead"
+        outcomes = []
+        for change in patch.changes:
+            item = by_visitor[change.visitor]
+            delay = max(wait, backoff_seconds(item.attempts, self.settings)) if retried else 0.0
+            outcomes.append(MembershipOutcome(item, verdict, delay, status, f"HTTP {reason}" if status else reason))
         return outcomes
 
     async def _request(
