@@ -297,7 +297,7 @@ class AudienceDeliverer:
         for change in patch.changes:
             item = by_visitor[change.visitor]
             delay = max(wait, backoff_seconds(item.attempts, self.settings)) if retried else 0.0
-            outcomes.append(MembershipOutcome(item, verdict, delay, status, f"HTTP {reason}" if status else reason))
+            outcomes.append(MembershipOutcome(item, verdict, delay, status, reason))
         return outcomes
 
     async def _request(
@@ -344,4 +344,4 @@ class AudienceDeliverer:
 
 def _said(status: int, text: str) -> str:
     said = " ".join(text.split())[:300]
-    return f"{status} {said}".strip() if status else said
+    return f"HTTP {status}: {said}".rstrip(": ") if status else said
