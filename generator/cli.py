@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from generator import __version__
 from generator.arguments import free_port, output_file, output_folder
+from generator.audiences_cli import add_audiences_commands
 from generator.errors import GeneratorError, StorageError
 
 if TYPE_CHECKING:
@@ -235,6 +236,7 @@ def _make_parser() -> argparse.ArgumentParser:
     importer.set_defaults(run=_run_import)
 
     _add_bench_commands(commands)
+    add_audiences_commands(commands, _path, _outbox_target)
 
     webhook = commands.add_parser(
         "webhook",
@@ -389,6 +391,8 @@ def _run_check(arguments: argparse.Namespace) -> int:
         for write in metadata_subscriptions(config, ""):
             fields = ", ".join(write["mapping"]["data"]["values"])
             print(f"  [metadata] {write['subscribe']}: POST {write['mapping']['url']} ({fields})")
+    for rule in config.audiences.rules() if config.audiences is not None else []:
+        print(f"  [audiences] {rule}")
     warning = double_tracking_warning(config)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from generator.cli import main
 from generator.config_loader import parse_config
 from generator.webhook import webhook_document
 from tests.support.fake_pendo_segments import FakePendoSegments, fake_pendo_segments
@@ -200,7 +201,7 @@ def test_a_call_without_visitor_or_membership_is_refused_and_the_rest_go_on(
 
 
 def test_a_refused_operation_dead_letters_just_the_visitor_pendo_refuses(
-    tmp_path: Path, pendo: FakePendoTrack, segments: FakePendoSegments
+    tmp_path: Path, pendo: FakePendoTrack, segments: FakePendoSegments, capsys: pytest.CaptureFixture[str]
 ) -> None:
     segments.add_segment("seg-1", "VIP", {"leaving"})
     segments.refused_visitors = {"bad"}
@@ -219,6 +220,22 @@ def test_a_refused_operation_dead_letters_just_the_visitor_pendo_refuses(
         segments.refused_visitors = set()
         relay.send([entered("vip", "bad", True)])
         wait_for(lambda: segments.members("seg-1") == {"good", "bad"}, "the later call written")
+        wait_for(lambda: settled(relay, "vip"), "the later call settled")
+        # What an operator sees, while the relay runs on the file.
+        assert main(["audiences", "list", "--config", str(tmp_path / "pendo.toml"), "--db", str(relay.db)]) == 0
+        header, line = capsys.readouterr().out.splitlines()
+        assert header.split() == [
+            "audience",
+            "pendo",
+            "segment",
+            "added",
+            "removed",
+            "pending",
+            "failed",
+            "last",
+            "error",
+        ]
+        assert line.split()[:6] == ["vip", "seg-1", "2", "1", "0", "1"] and "invalid visitor bad" in line
     finally:
         relay.stop()
 

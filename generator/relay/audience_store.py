@@ -165,6 +165,16 @@ CREATE TABLE IF NOT EXISTS audience_segments (
 """
 
 
+# Each audience seen: segment, counts, memberships pending, and the last error (its own, else a membership's).
+AUDIENCE_ROWS = (
+    "SELECT s.audience, s.segment_id, s.added, s.removed, s.failed, "
+    "(SELECT count(*) FROM audience_members m WHERE m.audience = s.audience AND m.version > m.sent_version), "
+    "COALESCE(s.last_error, (SELECT m.last_error FROM audience_members m WHERE m.audience = s.audience "
+    "AND m.last_error IS NOT NULL ORDER BY m.next_attempt_at DESC LIMIT 1)) "
+    "FROM audience_segments s ORDER BY s.audience"
+)
+
+
 def prepare_sqlite(db: sqlite3.Connection, now: float) -> None:
     """Create the tables (inside the outbox's opening transaction); this process owns the file, so free its leases."""
     for statement in SQLITE_SCHEMA.split(";"):
@@ -307,13 +317,7 @@ class SqliteAudiences:
 
     def audience_rows(self) -> list[AudienceRow]:
         """Every audience seen, with its segment, counts, pending memberships and last error."""
-        rows = self._read(
-            "SELECT s.audience, s.segment_id, s.added, s.removed, s.failed, "
-            "(SELECT COUNT(*) FROM audience_members m WHERE m.audience = s.audience AND m.version > m.sent_version), "
-            "COALESCE(s.last_error, (SELECT m.last_error FROM audience_members m WHERE m.audience = s.audience "
-            "AND m.last_error IS NOT NULL ORDER BY m.next_attempt_at DESC LIMIT 1)) "
-            "FROM audience_segments s ORDER BY s.audience"
-        )
+        rows = self._read(AUDIENCE_ROWS)
         return [audience_row(row) for row in rows]
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import psycopg
 
 from generator.relay.audience_store import (
+    AUDIENCE_ROWS,
     AudienceRow,
     ClaimedMembership,
     MembershipOutcome,
@@ -244,14 +245,7 @@ class PostgresAudiences:
         """Every audience seen, with its segment, counts, pending memberships and last error."""
 
         def read(db: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
-            return db.execute(
-                "SELECT s.audience, s.segment_id, s.added, s.removed, s.failed, "
-                "(SELECT count(*) FROM audience_members m WHERE m.audience = s.audience "
-                "AND m.version > m.sent_version), "
-                "COALESCE(s.last_error, (SELECT m.last_error FROM audience_members m WHERE m.audience = s.audience "
-                "AND m.last_error IS NOT NULL ORDER BY m.next_attempt_at DESC LIMIT 1)) "
-                "FROM audience_segments s ORDER BY s.audience"
-            ).fetchall()
+            return db.execute(AUDIENCE_ROWS).fetchall()
 
         return [audience_row(row) for row in self._read(read)]
 
