@@ -89,7 +89,9 @@ def segments() -> Iterator[FakePendoSegments]:
 
 
 def start(tmp_path: Path, pendo: FakePendoTrack, segments: FakePendoSegments, text: str) -> AudienceRelay:
-    return AudienceRelay(tmp_path, pendo.url, segments.base_url, text).start()
+    relay = AudienceRelay(tmp_path, pendo.url, segments.base_url, text)
+    relay.start()
+    return relay
 
 
 def settled(relay: Relay, audience: str) -> bool:
