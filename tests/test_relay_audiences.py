@@ -295,7 +295,7 @@ def url(postgres_cluster: PostgresCluster) -> str:
 
 
 def test_two_relays_on_postgresql_create_one_segment_and_the_last_call_accepted_wins_through_a_kill(
-    tmp_path: Path, pendo: FakePendoTrack, segments: FakePendoSegments, url: str
+    tmp_path: Path, pendo: FakePendoTrack, segments: FakePendoSegments, url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     segments.delay_seconds = 0.3  # so both relays are sending (and creating) at the same time
     text = config(max_visitors=20, extra='names = { shared_new = "Shared new audience" }\n')
@@ -334,6 +334,9 @@ def test_two_relays_on_postgresql_create_one_segment_and_the_last_call_accepted_
         assert {patch[0] for patch in segments.patches} == {segment_id}
         for relay in relays:
             assert relay.metrics()["audiences"]["shared_new"]["segment"] == segment_id
+        assert main(["audiences", "list", "--config", str(tmp_path / "r0" / "pendo.toml"), "--db", url]) == 0
+        [line] = capsys.readouterr().out.splitlines()[1:]
+        assert line.split()[:2] == ["shared_new", segment_id] and line.split()[4:6] == ["0", "0"]
     finally:
         for relay in relays:
             relay.stop()
