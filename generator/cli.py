@@ -285,6 +285,12 @@ def _make_parser() -> argparse.ArgumentParser:
     )
     relay.add_argument("--concurrency", type=_positive, default=4, help="requests to Pendo at once (default 4)")
     relay.add_argument(
+        "--max-rate",
+        type=_positive,
+        default=50,
+        help="requests per second to each Pendo endpoint from this relay at most (default 50; Pendo allows about 100)",
+    )
+    relay.add_argument(
         "--private-details", action="store_true", help="/metrics and /healthz details need the shared secret too"
     )
     relay.add_argument("--prune-every", type=_positive, default=600, help="seconds between prunes (default 600)")
@@ -474,6 +480,7 @@ def _run_relay(arguments: argparse.Namespace) -> int:
         prune_every_seconds=arguments.prune_every,
         client_timeout_seconds=arguments.client_timeout,
         metadata_url=arguments.pendo_metadata_url,
+        max_rate=arguments.max_rate,
     )
 
 

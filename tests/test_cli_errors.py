@@ -68,6 +68,8 @@ BAD_INVOCATIONS: list[tuple[list[str], int, str]] = [
     (["relay", "--config", "good.toml", "--db", "a-file/relay.sqlite3"], 3, "a-file is a file, not a folder"),
     (["relay", "--config", "good.toml", "--port", BUSY, "--db", "r.sqlite3"], 1, "is already in use on 127.0.0.1"),
     (["relay", "--config", "good.toml", "--concurrency", "0"], 2, "argument --concurrency: '0' must be 1 or more"),
+    (["relay", "--config", "good.toml", "--max-rate", "0"], 2, "argument --max-rate: '0' must be 1 or more"),
+    (["relay", "--config", "good.toml", "--max-rate", "fast"], 2, "argument --max-rate: 'fast' is not a whole"),
     (["relay", "--config", "good.toml", "--port", "-1"], 2, "'-1' is not a port"),
     (["relay", "--config", "good.toml", "--pendo-url", "ftp://x"], 2, "'ftp://x' is not an http(s) URL"),
     (["relay", "--config", "good.toml", "--pendo-url", "http://[::1"], 2, "is not an http(s) URL"),

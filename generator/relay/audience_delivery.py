@@ -1,9 +1,10 @@
-"""Deliver audience memberships to Pendo Segments: per audience, find (or create) its segment, claim, PATCH, settle.
+"""Audience memberships to Pendo Segments: a deliverer on the delivery engine (`generator.relay.engine`).
 
-One Pendo app host and Integration Key is one destination: its brake (a 429 or 503 with Retry-After pauses it,
-and halves how many requests it gets at once; failures in a row pause it longer) holds every audience. A segment
-gets one request at a time (Pendo answers 409 while it writes one), and a visitor is in one request at a time
-(the outbox leases the row), so no older membership can land after a newer one.
+Pendo's segment API is one destination: its brake, rate limit and window (the engine's) hold every audience.
+This deliverer only finds each audience's segment (named in the config, created before by any relay, or created
+now by the one relay that takes the creation), claims due memberships, plans PATCH bodies and reads Pendo's
+answers. A segment gets one request at a time (Pendo answers 409 while it writes one), and a visitor is in one
+request at a time (the outbox leases its row), so no older membership can land after a newer one.
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
-
-import aiohttp
+from functools import partial
 
 from generator.audiences_config import AudienceSettings
-from generator.errors import StorageError
 from generator.relay.audience_store import ClaimedMembership, MembershipOutcome, MembershipVerdict
 from generator.relay.audiences import (
     BUSY,
@@ -27,29 +27,22 @@ from generator.relay.audiences import (
     created_segment_id,
     plan_patches,
     read_patch_answer,
-    retried_status,
 )
 from generator.relay.committer import Committer
-from generator.relay.delivery import (
-    DeliverySettings,
-    Destination,
-    DestinationState,
-    backoff_seconds,
-    finish_sends,
-    retry_after_seconds,
-    seconds_paused,
-)
+from generator.relay.engine import Channel, Deliverer, DeliverySettings, Destination, Reply
 from generator.relay.health import Health
 from generator.relay.metadata import INTEGRATION_KEY_HEADER
 
 log = logging.getLogger("generator.relay")
 DESTINATION = "audiences"
-PART = f"destination {DESTINATION}"
 # Pendo's answer to a PATCH lists one item per operation; enough of it to read them.
 MAX_ANSWER_BYTES = 64 * 1024
+# Pendo writes one segment at a time: after a 409, that audience waits this long.
+BUSY_SECONDS = 1.0
 SETUP_PROBLEMS = {
-    401: "Pendo refused the Integration Key: check the variable [metadata] secret_env names (PENDO_INTEGRATION_KEY)",
+    401: "Pendo refused the Integration Key: check PENDO_INTEGRATION_KEY (or the variable [metadata] secret_env names)",
     403: "Pendo refused the Integration Key: it needs write access",
+    404: "Pendo has no such segment here: check [audiences.segments], the config's region or --pendo-metadata-url",
 }
 
 
@@ -72,196 +65,213 @@ class AudienceDelivery:
         return f"{self.base_url}/api/v1/segment/upload"
 
 
-class AudienceDeliverer:
-    """Sends due memberships to each audience's Pendo segment; run() is its background task."""
+@dataclass(frozen=True)
+class CreateSegment:
+    """A job: create the audience's segment (this relay took the creation)."""
+
+    audience: str
+
+
+@dataclass(frozen=True)
+class WriteMemberships:
+    """A job: write claimed memberships of an audience to its segment."""
+
+    audience: str
+    segment: str
+    claimed: tuple[ClaimedMembership, ...]
+
+
+AudienceJob = CreateSegment | WriteMemberships
+
+
+class AudienceDeliverer(Deliverer[AudienceJob]):
+    """Claims audience memberships, plans PATCHes and reads Pendo's answers; the engine runs it."""
+
+    task_name = "audiences deliverer"
 
     def __init__(
         self, committer: Committer, delivery: AudienceDelivery, settings: DeliverySettings, health: Health
     ) -> None:
         """Deliver from committer's outbox to the segments described by delivery."""
-        self.committer = committer
+        headers = {INTEGRATION_KEY_HEADER: delivery.integration_key, "content-type": "application/json"}
+        url = f"{delivery.base_url}/api/v1/segment"
+        super().__init__(committer, [Destination(DESTINATION, url, headers, delivery.concurrency)], health)
         self.store = committer.outbox
         self.delivery = delivery
         self.settings = settings
-        self.health = health
-        headers = {INTEGRATION_KEY_HEADER: delivery.integration_key, "content-type": "application/json"}
-        self.state = DestinationState(Destination(DESTINATION, delivery.base_url, headers, delivery.concurrency))
-        self.states = [self.state]
         self.segments: dict[str, str] = dict(delivery.settings.segments)
-        self.busy: set[str] = set()  # audiences with a request under way
+        self.ready: deque[AudienceJob] = deque()
+        self.busy: set[str] = set()  # audiences with a job ready or under way
         self.not_before: dict[str, float] = {}  # audiences held back (a creation failed, Pendo was busy)
-        self.failures = 0  # failed requests in a row
-        self.sent: Counter[str] = Counter()  # requests by audience (this relay)
         # Visitors of an operation Pendo refused: each goes alone next time, so only the culprit is dead-lettered.
         self.suspects: set[tuple[str, str]] = set()
-
-    def wake(self) -> None:
-        """New memberships may be due."""
-        self.state.changed.set()
-
-    def paused(self) -> dict[str, float]:
-        """Seconds left of the destination's pause."""
-        return seconds_paused(self.states)
 
     def segment_of(self, audience: str) -> str | None:
         """The segment id this relay knows for an audience (named in the config, or created)."""
         return self.segments.get(audience)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Until stop is set: send what is due, a request per audience at a time."""
-        timeout = aiohttp.ClientTimeout(total=self.settings.timeout_seconds)
-        connector = aiohttp.TCPConnector(limit=self.delivery.concurrency)
-        sending: set[asyncio.Task[None]] = set()
-        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-            try:
-                while not stop.is_set():
-                    self.state.changed.clear()
-                    await self._round(session, sending)
-                    await self._wait(stop, self.settings.poll_seconds)
-            finally:
-                await finish_sends(sending, stop, self.settings.timeout_seconds)
-
-    async def _round(self, session: aiohttp.ClientSession, sending: set[asyncio.Task[None]]) -> None:
-        if self.state.paused_until > time.monotonic() or self.state.capacity == 0:
+    async def fill(self, destination: Destination, room: int) -> None:
+        """A job per due audience (up to room): its segment's creation, or a claim of up to max_visitors."""
+        if not room or self.ready:
             return
-        try:
-            due = await self.committer.read(self.store.due_audiences)
-        except StorageError:
-            return  # the committer shows storage trouble in /healthz; delivery waits for it
-        self.health.report("audiences deliverer", None)
+        due = await self.committer.read(self.store.due_audiences)
         now = time.monotonic()
+        lease = self.settings.lease_seconds
         for audience in due:
-            if self.state.capacity == 0 or self.state.paused_until > now:
+            if len(self.ready) >= room:
                 break
             if audience in self.busy or self.not_before.get(audience, 0.0) > now:
                 continue
             if not self.delivery.settings.sends(audience):
-                continue  # taken before the config changed: it waits until the config sends it again
-            segment = await self._segment(session, audience)
+                continue  # accepted before the config changed: it waits until the config sends it again
+            segment = self.segments.get(audience)
             if segment is None:
+                segment = await self.committer.read(partial(self.store.stored_segment, audience))
+            if segment is None:
+                # Only one relay creates it; the others find its id here once it is written.
+                creation = self.settings.timeout_seconds * 3
+                if await self.committer.write(partial(self.store.begin_creation, audience, creation)):
+                    self._ready(CreateSegment(audience))
                 continue
-            try:
-                limit = self.delivery.settings.max_visitors
-                claimed = await self.committer.write(
-                    lambda a=audience, n=limit: self.store.claim_memberships(a, n, self.settings.lease_seconds)  # type: ignore[misc]
-                )
-            except StorageError:
-                return
-            if not claimed:
-                continue
-            self.busy.add(audience)
-            self.state.in_flight += 1
-            task = asyncio.create_task(self._send(session, audience, segment, claimed))
-            sending.add(task)
-            task.add_done_callback(sending.discard)
+            self.segments[audience] = segment
+            limit = self.delivery.settings.max_visitors
+            claimed = await self.committer.write(partial(self.store.claim_memberships, audience, limit, lease))
+            if claimed:
+                self._ready(WriteMemberships(audience, segment, tuple(claimed)))
 
-    async def _wait(self, stop: asyncio.Event, seconds: float) -> None:
-        changed = asyncio.create_task(self.state.changed.wait())
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({changed, stopping}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        changed.cancel()
-        stopping.cancel()
+    def _ready(self, job: AudienceJob) -> None:
+        self.busy.add(job.audience)
+        self.ready.append(job)
 
-    # Segments -------------------------------------------------------------------------------------------------
+    def take(self, destination: Destination, now: float) -> AudienceJob | None:
+        """The next job."""
+        return self.ready.popleft() if self.ready else None
 
-    async def _segment(self, session: aiohttp.ClientSession, audience: str) -> str | None:
-        """The audience's segment id: named, created before (by any relay), or created now by this relay."""
-        known = self.segments.get(audience)
-        if known is not None:
-            return known
+    def release(self, destination: Destination) -> None:
+        """Claimed memberships not sent are due again at once (an untried creation's short lease runs out)."""
+        while self.ready:
+            job = self.ready.popleft()
+            self.busy.discard(job.audience)
+            if isinstance(job, WriteMemberships):
+                for item in job.claimed:
+                    self.committer.settle(MembershipOutcome(item, "released"))
+
+    def explain(self, reply: Reply, destination: Destination) -> str:
+        """What a failed answer means for audiences."""
+        if reply.status == 0:
+            return f"{destination.url} fails: {reply.error}"
+        return f"HTTP {reply.status} from {destination.url}: {SETUP_PROBLEMS.get(reply.status, 'retrying')}"
+
+    async def send(self, job: AudienceJob, channel: Channel) -> None:
+        """Create the segment, or write the memberships; every claimed membership gets an outcome."""
         try:
-            stored = await self.committer.read(lambda: self.store.stored_segment(audience))
-            if stored is None:
-                lease = self.settings.timeout_seconds * 3
-                if not await self.committer.write(lambda: self.store.begin_creation(audience, lease)):
-                    return None  # another relay (or an earlier attempt) is creating it: wait for its id
-                stored = await self._create(session, audience)
-        except StorageError:
-            return None
-        if stored is not None:
-            self.segments[audience] = stored
-        return stored
+            if isinstance(job, CreateSegment):
+                await self._create(job, channel)
+            else:
+                await self._write(job, channel)
+        finally:
+            self.busy.discard(job.audience)
 
-    async def _create(self, session: aiohttp.ClientSession, audience: str) -> str | None:
+    # Creating a segment ---------------------------------------------------------------------------------------
+
+    async def _create(self, job: CreateSegment, channel: Channel) -> None:
+        audience = job.audience
         name = self.delivery.settings.segment_name(audience)
-        status, text, retry_after = await self._request(session, "POST", self.delivery.create_url, create_body(name))
-        segment = created_segment_id(text) if 200 <= status < 300 else None
-        if segment is None:
-            reason = f"creating the Pendo segment {name!r} failed: {_said(status, text)}"
-            self._failed(status, retry_after, reason)
-            self.not_before[audience] = time.monotonic() + backoff_seconds(self.failures, self.settings)
-            await self.committer.write(lambda: self.store.creation_failed(audience, reason))
-            return None
-        self._succeeded()
-        log.info("created Pendo segment %s for audience %s", segment, audience)
-        # If another relay's creation was recorded first (this one's lease ran out), its id is the one used.
-        return await self.committer.write(lambda: self.store.record_segment(audience, segment))
-
-    # Sending --------------------------------------------------------------------------------------------------
-
-    async def _send(
-        self, session: aiohttp.ClientSession, audience: str, segment: str, claimed: list[ClaimedMembership]
-    ) -> None:
-        outcomes: list[MembershipOutcome] = []
+        segment: str | None = None
+        reason = "stopped before Pendo answered"
         try:
-            outcomes = await self._patch(session, audience, segment, claimed)
+            reply = await channel.post(create_body(name), url=self.delivery.create_url, max_answer_bytes=4096)
+            segment = created_segment_id(reply.text) if 200 <= reply.status < 300 else None
+            reason = reply.error if reply.status == 0 else f"HTTP {reply.status}: {' '.join(reply.text.split())}"
+            if segment is None:
+                self.not_before[audience] = time.monotonic() + channel.retry_delay(reply, 0)
+        finally:
+            if segment is None:
+                failure = f"creating the Pendo segment {name!r} failed: {reason}"[:500]
+                await asyncio.shield(self.committer.write(lambda: self.store.creation_failed(audience, failure)))
+        if segment is None:
+            return
+        created = segment
+        log.info("created Pendo segment %s for audience %s", segment, audience)
+        # Another relay's creation recorded first (this one's ran past its lease) wins: one id for every relay.
+        self.segments[audience] = await asyncio.shield(
+            self.committer.write(lambda: self.store.record_segment(audience, created))
+        )
+
+    # Writing memberships --------------------------------------------------------------------------------------
+
+    async def _write(self, job: WriteMemberships, channel: Channel) -> None:
+        outcomes: dict[str, MembershipOutcome] = {}
+        try:
+            outcomes = await self._patches(job, channel)
         except asyncio.CancelledError:
             # Stopped mid-request: it may have arrived, and is sent again (the at-least-once window).
-            outcomes = [MembershipOutcome(item, "released") for item in claimed]
             raise
         except Exception as error:
-            log.exception("delivering audience %s failed unexpectedly", audience)
+            log.exception("writing audience %s failed unexpectedly", job.audience)
             reason = f"unexpected {type(error).__name__}: {error}"[:500]
-            outcomes = [
-                MembershipOutcome(item, "retry", backoff_seconds(item.attempts, self.settings), reason=reason)
-                for item in claimed
-            ]
+            outcomes = {
+                item.visitor: MembershipOutcome(item, "retry", channel.retry_delay(Reply(0), item.attempts), 0, reason)
+                for item in job.claimed
+                if item.visitor not in outcomes
+            }
         finally:
-            self.state.in_flight -= 1
-            self.busy.discard(audience)
-            await self._settle(outcomes or [MembershipOutcome(item, "released") for item in claimed])
-            self.state.changed.set()
+            for item in job.claimed:
+                outcome = outcomes.get(item.visitor, MembershipOutcome(item, "released"))
+                if outcome.verdict in ("done", "dead"):
+                    self.suspects.discard((job.audience, item.visitor))
+                self.committer.settle(outcome)
 
-    async def _settle(self, outcomes: list[MembershipOutcome]) -> None:
-        try:
-            await asyncio.shield(self.committer.write(lambda: self.store.settle_memberships(outcomes)))
-        except StorageError as error:
-            # Their leases run out and they are sent again: membership writes are idempotent.
-            self.health.report("audiences deliverer", f"outcomes not written ({error}); they will be sent again")
-
-    async def _patch(
-        self, session: aiohttp.ClientSession, audience: str, segment: str, claimed: list[ClaimedMembership]
-    ) -> list[MembershipOutcome]:
-        by_visitor = {item.visitor: item for item in claimed}
-        alone = [item for item in claimed if (audience, item.visitor) in self.suspects]
-        together = [item for item in claimed if (audience, item.visitor) not in self.suspects]
-        groups = [together, *([item] for item in alone)]
-        outcomes: list[MembershipOutcome] = []
-        for group in groups:
-            for patch in plan_patches((Change(i.visitor, i.member, i.version) for i in group), len(claimed)):
-                outcomes += await self._one_patch(session, audience, segment, patch, by_visitor)
-        for outcome in outcomes:
-            if outcome.verdict in ("done", "dead"):
-                self.suspects.discard((audience, outcome.claimed.visitor))
+    async def _patches(self, job: WriteMemberships, channel: Channel) -> dict[str, MembershipOutcome]:
+        by_visitor = {item.visitor: item for item in job.claimed}
+        alone = [item for item in job.claimed if (job.audience, item.visitor) in self.suspects]
+        together = [item for item in job.claimed if (job.audience, item.visitor) not in self.suspects]
+        outcomes: dict[str, MembershipOutcome] = {}
+        for group in [together, *([item] for item in alone)]:
+            for patch in plan_patches(_changes(group), self.delivery.settings.max_visitors):
+                reply = await channel.post(
+                    patch.content(),
+                    url=self.delivery.segment_url(job.segment),
+                    method="PATCH",
+                    max_answer_bytes=MAX_ANSWER_BYTES,
+                )
+                for outcome in self._read(job.audience, patch, reply, by_visitor, channel):
+                    outcomes[outcome.claimed.visitor] = outcome
+                if reply.failed or reply.status == BUSY:
+                    # The destination (or the segment) cannot take more now; the rest wait with their claims.
+                    return outcomes | self._unsent(job, outcomes, reply, channel)
         return outcomes
 
-    async def _one_patch(
+    def _unsent(
+        self, job: WriteMemberships, outcomes: dict[str, MembershipOutcome], reply: Reply, channel: Channel
+    ) -> dict[str, MembershipOutcome]:
+        reason = "not sent: an earlier request of the same claim failed"
+        return {
+            item.visitor: MembershipOutcome(item, "retry", channel.retry_delay(reply, item.attempts), 0, reason)
+            for item in job.claimed
+            if item.visitor not in outcomes
+        }
+
+    def _read(
         self,
-        session: aiohttp.ClientSession,
         audience: str,
-        segment: str,
         patch: Patch,
+        reply: Reply,
         by_visitor: dict[str, ClaimedMembership],
+        channel: Channel,
     ) -> list[MembershipOutcome]:
-        url = self.delivery.segment_url(segment)
-        status, text, retry_after = await self._request(session, "PATCH", url, patch.content())
-        self.sent[audience] += 1
-        if status == 0 or status >= 300:
-            return self._refused(audience, segment, patch, by_visitor, (status, text, retry_after))
-        self._succeeded()
-        answer = read_patch_answer(status, text, patch)
+        """Each visitor's outcome from Pendo's answer to one PATCH."""
+        if reply.status == BUSY:
+            self.not_before[audience] = time.monotonic() + BUSY_SECONDS
+        if reply.status == 0 or reply.failed:
+            reason = reply.error or f"HTTP {reply.status}: {' '.join(reply.text.split())}"[:300]
+            claimed = [by_visitor[change.visitor] for change in patch.changes]
+            return [
+                MembershipOutcome(item, "retry", channel.retry_delay(reply, item.attempts), reply.status, reason)
+                for item in claimed
+            ]
         outcomes = []
-        for result in answer.results:
+        for result in read_patch_answer(reply.status, reply.text, patch).results:
             changes = result.operation.changes
             for change in changes:
                 item = by_visitor[change.visitor]
@@ -272,76 +282,10 @@ class AudienceDeliverer:
                     self.suspects.add((audience, change.visitor))
                     verdict = "retry"
                 elif verdict == "retry":
-                    delay = backoff_seconds(item.attempts, self.settings)
+                    delay = BUSY_SECONDS if result.status == BUSY else channel.retry_delay(reply, item.attempts)
                 outcomes.append(MembershipOutcome(item, verdict, delay, result.status, result.reason))
         return outcomes
 
-    def _refused(
-        self,
-        audience: str,
-        segment: str,
-        patch: Patch,
-        by_visitor: dict[str, ClaimedMembership],
-        answer: tuple[int, str, str | None],
-    ) -> list[MembershipOutcome]:
-        """Outcomes when the whole request failed (no answer, or an error status)."""
-        status, text, retry_after = answer
-        reason = _said(status, text)
-        wait = self._failed(status, retry_after, f"segment {segment} (audience {audience}): {reason}")
-        if status == BUSY:
-            self.not_before[audience] = time.monotonic() + 1.0
-        # A segment id Pendo does not have, or a refused key, is the setting's problem, not the visitors'.
-        retried = status == 0 or retried_status(status) or status in SETUP_PROBLEMS or status == 404
-        verdict: MembershipVerdict = "retry" if retried else "dead"
-        outcomes = []
-        for change in patch.changes:
-            item = by_visitor[change.visitor]
-            delay = max(wait, backoff_seconds(item.attempts, self.settings)) if retried else 0.0
-            outcomes.append(MembershipOutcome(item, verdict, delay, status, reason))
-        return outcomes
 
-    async def _request(
-        self, session: aiohttp.ClientSession, method: str, url: str, data: bytes
-    ) -> tuple[int, str, str | None]:
-        """(status, the answer's start, Retry-After); status 0 when there was no answer (the reason as text)."""
-        try:
-            async with session.request(method, url, data=data, headers=self.state.destination.headers) as response:
-                text = (await response.content.read(MAX_ANSWER_BYTES)).decode("utf-8", "replace")
-                return response.status, text, response.headers.get("retry-after")
-        except (aiohttp.ClientError, TimeoutError) as error:
-            if isinstance(error, TimeoutError):
-                return 0, f"no answer within {self.settings.timeout_seconds:g}s", None
-            return 0, f"{type(error).__name__}: {error}"[:300], None
-
-    # The destination's brake ----------------------------------------------------------------------------------
-
-    def _succeeded(self) -> None:
-        self.failures = 0
-        self.state.succeeded()
-        if self.health.problem(PART):
-            self.health.report(PART, None)
-
-    def _failed(self, status: int, retry_after: str | None, reason: str) -> float:
-        """Brake for a failed request; how long its memberships wait."""
-        if status == 429 or (status == 503 and retry_after is not None):
-            wait = retry_after_seconds(retry_after, self.settings)
-            if wait is None:
-                wait = backoff_seconds(self.state.throttles, self.settings)
-            self.state.throttle(wait)
-            self.health.report(PART, f"paused: {reason}; all audiences wait {wait:.1f}s")
-            return wait
-        if status == BUSY or (400 <= status < 500 and status not in SETUP_PROBLEMS and status != 404):
-            return 0.0
-        self.failures += 1
-        wait = backoff_seconds(self.failures - 1, self.settings)
-        self.state.paused_until = max(self.state.paused_until, time.monotonic() + wait)
-        problem = SETUP_PROBLEMS.get(status, "retrying")
-        if status == 404:
-            problem = "Pendo has no such segment: check [audiences.segments] and the region"
-        self.health.report(PART, f"{reason}: {problem}")
-        return wait
-
-
-def _said(status: int, text: str) -> str:
-    said = " ".join(text.split())[:300]
-    return f"HTTP {status}: {said}".rstrip(": ") if status else said
+def _changes(items: Iterable[ClaimedMembership]) -> list[Change]:
+    return [Change(item.visitor, item.member, item.version) for item in items]

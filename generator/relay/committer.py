@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from generator.errors import StorageError
+from generator.relay.audience_store import MembershipOutcome
 from generator.relay.health import Health
 from generator.relay.outbox import NewEvent, Outbox, Outcome, Pending
 
@@ -42,13 +43,14 @@ class _Claim:
     limit: int
     lease_seconds: float
     answer: asyncio.Future[list[Pending]]
+    by_key: bool = False
 
 
 @dataclass
 class _Queue:
     adds: list[_Add] = field(default_factory=list)
     claims: list[_Claim] = field(default_factory=list)
-    outcomes: list[Outcome] = field(default_factory=list)
+    outcomes: list[Outcome | MembershipOutcome] = field(default_factory=list)
 
 
 class Committer:
@@ -92,16 +94,16 @@ class Committer:
         self._work.set()
         return await answer
 
-    async def claim(self, destination: str, limit: int, lease_seconds: float) -> list[Pending]:
-        """Lease due events, after every queued outcome is written; StorageError while storage fails."""
+    async def claim(self, destination: str, limit: int, lease_seconds: float, *, by_key: bool = False) -> list[Pending]:
+        """Lease due events (whole keys with by_key) once queued outcomes are written; StorageError if not."""
         if self._failure is not None and self._queue.outcomes:
             raise self._failure
         answer: asyncio.Future[list[Pending]] = asyncio.get_running_loop().create_future()
-        self._queue.claims.append(_Claim(destination, limit, lease_seconds, answer))
+        self._queue.claims.append(_Claim(destination, limit, lease_seconds, answer, by_key))
         self._work.set()
         return await answer
 
-    def settle(self, outcome: Outcome) -> None:
+    def settle(self, outcome: Outcome | MembershipOutcome) -> None:
         """Queue an outcome; it is written before the next claim, and retried until it is."""
         self._queue.outcomes.append(outcome)
         self._work.set()
@@ -152,7 +154,7 @@ class Committer:
         queue = self._queue
         if queue.outcomes:
             outcomes = list(queue.outcomes)
-            await self.write(lambda: self.outbox.settle(outcomes))
+            await self.write(lambda: _settle_all(self.outbox, outcomes))
             del queue.outcomes[: len(outcomes)]
             for listener in self._listeners:
                 listener()
@@ -174,7 +176,9 @@ class Committer:
             for position, claim in enumerate(claims):
                 try:
                     leased = await self.write(
-                        lambda c=claim: self.outbox.claim(c.destination, c.limit, c.lease_seconds)  # type: ignore[misc]
+                        lambda c=claim: self.outbox.claim(  # type: ignore[misc]
+                            c.destination, c.limit, c.lease_seconds, by_key=c.by_key
+                        )
                     )
                 except BaseException as error:
                     _fail(claims[position:], _as_storage_error(error))
@@ -215,6 +219,16 @@ class Committer:
         """Stop the worker threads."""
         self._writer.shutdown(wait=True)
         self._reader.shutdown(wait=True)
+
+
+def _settle_all(outbox: Outbox, outcomes: Sequence[Outcome | MembershipOutcome]) -> None:
+    """Events' outcomes, then audience memberships' (each kind in one transaction)."""
+    events = [outcome for outcome in outcomes if not isinstance(outcome, MembershipOutcome)]
+    memberships = [outcome for outcome in outcomes if isinstance(outcome, MembershipOutcome)]
+    if events:
+        outbox.settle(events)
+    if memberships:
+        outbox.settle_memberships(memberships)
 
 
 def _take_adds(queue: _Queue) -> list[_Add]:

@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,12 +138,15 @@ def convert(
     selected: Any,
     metadata: MetadataSettings | None = None,
     audiences: AudienceSettings | None = None,
+    *,
+    inspect: Callable[[dict[str, Any]], None] | None = None,
 ) -> Converted:
     """Each event checked and converted to what is stored; refusals name the event's index and the field.
 
     Identify and group calls go to Pendo's metadata API when the config has `[metadata]`; otherwise they are
     refused as before (only track events go to the Track Events API). With `[audiences]`, Engage's audience calls
-    (identify or track) go to Pendo Segments instead, and only there.
+    (identify or track) go to Pendo Segments instead, and only there. `inspect` sees each track event's Pendo body
+    before it is stored.
     """
     result = Converted()
     now_ms = time.time() * 1000
@@ -173,6 +176,8 @@ def convert(
             if not evaluate_fql(selected, event):
                 result.skipped += 1
                 continue
+            if inspect is not None:
+                inspect(pendo_body)
             result.events.append(NewEvent(message_id(event), TRACK, body_text(pendo_body), pendo_body["timestamp"]))
             result.origins.append(index)
         except RejectedEvent as error:

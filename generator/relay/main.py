@@ -13,6 +13,7 @@ from generator.regions import track_events_url
 from generator.relay.app import RelaySettings, create_app
 from generator.relay.audience_delivery import AudienceDelivery
 from generator.relay.delivery import track_destination
+from generator.relay.engine import DeliverySettings
 from generator.relay.metadata import app_base_url
 from generator.relay.metadata_delivery import MetadataDelivery
 from generator.relay.outbox import Outbox, SqliteOutbox
@@ -31,6 +32,7 @@ def run_relay(  # noqa: PLR0917  (the command's options, one to one)
     prune_every_seconds: float = 600.0,
     client_timeout_seconds: float = 10.0,
     metadata_url: str | None = None,
+    max_rate: float = 50.0,
 ) -> int:
     """Serve until interrupted; GeneratorError (StorageError for the outbox) when it cannot start."""
     config = load_config(config_path)
@@ -74,6 +76,7 @@ def run_relay(  # noqa: PLR0917  (the command's options, one to one)
         client_timeout_seconds=client_timeout_seconds,
         metadata=metadata,
         audiences=audiences,
+        delivery=DeliverySettings(max_rate=max_rate),
     )
     outbox, where = open_outbox(db)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -59,6 +59,8 @@ class FieldUpdate:
     values: Mapping[str, Any]
     timestamp_ms: int
     message_id: str
+    # The order in which the outbox accepted it (0 when it has not been through an outbox).
+    sequence: int = 0
 
 
 @dataclass(frozen=True)
@@ -214,9 +216,13 @@ class RequestBody:
         return RequestBody(self.destination, tuple(rows)) if rows else None
 
 
-def coalesce(updates: Iterable[FieldUpdate]) -> list[Row]:
-    """One row per destination and record: the last value per field wins, in timestamp order (then arrival order)."""
-    ordered = sorted(enumerate(updates), key=lambda pair: (pair[1].timestamp_ms, pair[0]))
+def coalesce(updates: Iterable[FieldUpdate], *, in_given_order: bool = False) -> list[Row]:
+    """One row per destination and record: the last value per field wins, in timestamp order (then arrival order).
+
+    With in_given_order, in the order given instead (the relay's order of acceptance by its outbox).
+    """
+    pairs = list(enumerate(updates))
+    ordered = pairs if in_given_order else sorted(pairs, key=lambda pair: (pair[1].timestamp_ms, pair[0]))
     merged: dict[tuple[Destination, str], tuple[dict[str, Any], set[str], int]] = {}
     for arrival, update in ordered:
         key = (update.destination, update.record_id)

@@ -64,6 +64,7 @@ def metadata_rows(
             destination_name(update.destination),
             _encoded(update),
             update.timestamp_ms,
+            order_key=update.record_id,
         )
         for update in conversion.updates
     ]
@@ -100,4 +101,5 @@ def stored_update(item: Pending) -> FieldUpdate:
         body_text(values).encode("utf-8")
     except (UnicodeEncodeError, ValueError) as error:
         raise ValueError(f"the stored values cannot be sent as JSON: {error}"[:300]) from None
-    return FieldUpdate(destination, record_id, cast(dict[str, Any], values), timestamp, item.message_id)
+    values = cast(dict[str, Any], values)
+    return FieldUpdate(destination, record_id, values, timestamp, item.message_id, item.sequence)

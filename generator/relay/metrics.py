@@ -7,6 +7,8 @@ from typing import Any
 
 from generator.relay.audience_store import AudienceRow
 
+BRAKE_STATES = ("closed", "open", "probing")
+
 EVENT_COUNTERS = ("received", "duplicates", "delivered", "retried", "dead_lettered")
 
 
@@ -39,6 +41,45 @@ def prometheus_text(
 
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def destinations_text(destinations: dict[str, dict[str, Any]]) -> str:
+    """Each destination's brake, next probe, rate limit and requests, as Prometheus metrics."""
+    lines = [
+        "# HELP relay_destination_brake_state 1 for the brake state a destination is in (closed: sending).",
+        "# TYPE relay_destination_brake_state gauge",
+    ]
+    for name, state in destinations.items():
+        lines += [
+            f'relay_destination_brake_state{{destination="{_label(name)}",state="{brake}"}} '
+            f"{1 if state['state'] == brake else 0}"
+            for brake in BRAKE_STATES
+        ]
+    gauges = [
+        ("consecutive_failures", "relay_destination_consecutive_failures", "Failed requests in a row.", "gauge"),
+        ("next_probe_seconds", "relay_destination_next_probe_seconds", "Seconds to the brake's next probe.", "gauge"),
+        ("max_rate", "relay_destination_max_rate", "Requests per second allowed (--max-rate).", "gauge"),
+        ("in_flight", "relay_destination_in_flight", "Requests under way.", "gauge"),
+        ("requests", "relay_destination_requests_total", "Requests sent.", "counter"),
+        ("failed_requests", "relay_destination_failed_requests_total", "Requests that failed.", "counter"),
+    ]
+    for key, metric, text, kind in gauges:
+        lines += [f"# HELP {metric} {text}", f"# TYPE {metric} {kind}"]
+        lines += [
+            f'{metric}{{destination="{_label(name)}"}} {float(state[key] or 0):g}'
+            for name, state in destinations.items()
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def limits_text(counts: dict[str, int]) -> str:
+    """Track events Pendo will not show in full, by why, as a Prometheus counter."""
+    lines = [
+        "# HELP relay_pendo_limit_events_total Track events sent that Pendo will not show in full, by why.",
+        "# TYPE relay_pendo_limit_events_total counter",
+        *(f'relay_pendo_limit_events_total{{kind="{_label(kind)}"}} {count}' for kind, count in counts.items()),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def audience_counts(rows: Sequence[AudienceRow], known: Callable[[str], str | None]) -> dict[str, dict[str, Any]]:

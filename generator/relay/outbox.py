@@ -5,7 +5,9 @@
 
 * `add_many` stores a group of events in one transaction (one sync for the group) and says which were new;
 * `claim` leases due events of one destination to the caller: nobody else gets them until the lease runs out,
-  so a process that dies mid-send loses nothing, its leases just expire;
+  so a process that dies mid-send loses nothing, its leases just expire; `by_key` claims whole keys instead
+  (every waiting event with the ordering key of a due one, and none of a key another caller holds), so events
+  that must reach the destination in order (a record's metadata values) are sent by one caller at a time;
 * `settle` records what happened to claimed events (`Delivered`, `RetryLater`, `DeadLetter`, or `Released`
   untried), in one transaction;
 * `stats`, `dead_letters` and `prune` read and bound it.
@@ -44,6 +46,8 @@ class NewEvent:
     destination: str
     body: str  # the request body, JSON text
     event_time_ms: int
+    # Events with the same key (within a destination) are claimed together and merged in acceptance order.
+    order_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,9 @@ class Pending:
     body: str
     attempts: int
     event_time_ms: int
+    order_key: str | None = None
+    # Increases with the order in which the outbox accepted events (compare only within one claim's key).
+    sequence: int = 0
 
 
 @dataclass(frozen=True)
@@ -101,8 +108,8 @@ class Outbox(AudienceStore, Protocol):
     def add_many(self, events: Sequence[NewEvent]) -> list[bool]:
         """Store the events in one durable transaction; per event, False when its messageId was seen before."""
 
-    def claim(self, destination: str, limit: int, lease_seconds: float) -> list[Pending]:
-        """Lease up to limit due events of destination, the longest due first."""
+    def claim(self, destination: str, limit: int, lease_seconds: float, *, by_key: bool = False) -> list[Pending]:
+        """Lease up to limit due events of destination, the longest due first (by_key: up to limit whole keys)."""
 
     def settle(self, outcomes: Sequence[Outcome]) -> None:
         """Record the outcomes of claimed events in one transaction, ending their leases."""
@@ -171,11 +178,30 @@ LATER_COLUMNS = {
     "event_time": "REAL NOT NULL DEFAULT 0",
     "destination": "TEXT NOT NULL DEFAULT 'track'",
     "leased": "INTEGER NOT NULL DEFAULT 0",
+    "order_key": "TEXT",
 }
+# Whole keys: the keys of the longest-due events (a window of them), then every waiting event of those keys.
+# The order of acceptance is the rowid: SQLite gives a new row a rowid above every row in the table.
+KEYS_SCAN = 8
+KEY_CLAIM = (
+    "UPDATE outbox SET leased = 1, next_attempt_at = ? WHERE destination = ? AND state = 'pending' AND order_key IN ("
+    "  SELECT order_key FROM (SELECT order_key FROM outbox WHERE destination = ? AND state = 'pending' "
+    "  AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?) WHERE order_key IS NOT NULL "
+    "  GROUP BY order_key LIMIT ?"
+    ") RETURNING message_id, body, attempts, event_time, order_key, rowid"
+)
+# Events without a key (stored damaged, say) among the same window: claimed one by one.
+KEYLESS_CLAIM = (
+    "UPDATE outbox SET leased = 1, next_attempt_at = ? WHERE message_id IN ("
+    "  SELECT message_id FROM (SELECT message_id, order_key FROM outbox WHERE destination = ? AND state = 'pending' "
+    "  AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?) WHERE order_key IS NULL"
+    ") RETURNING message_id, body, attempts, event_time, order_key, rowid"
+)
 INDEXES = """
 DROP INDEX IF EXISTS outbox_due;
 CREATE INDEX IF NOT EXISTS outbox_due_by_destination ON outbox (destination, next_attempt_at) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS outbox_leased ON outbox (message_id) WHERE leased = 1;
+CREATE INDEX IF NOT EXISTS outbox_pending_by_key ON outbox (destination, order_key) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS outbox_settled ON outbox (event_time) WHERE state != 'pending';
 CREATE INDEX IF NOT EXISTS dead_letters_recent ON dead_letters (failed_at);
 """
@@ -270,6 +296,12 @@ class SqliteOutbox(SqliteAudiences):
                     if name == "event_time":
                         # Rows from before event_time are kept until they are a week old by arrival.
                         db.execute("UPDATE outbox SET event_time = created_at * 1000")
+                    if name == "order_key":
+                        # Metadata entries stored before ordering keys: their record is their key.
+                        db.execute(
+                            "UPDATE outbox SET order_key = json_extract(body, '$.recordId') WHERE state = 'pending' "
+                            "AND destination != 'track' AND json_valid(body)"
+                        )
             _execute_all(db, INDEXES)
             prepare_sqlite(db, time.time())
             has_pending = db.execute("SELECT 1 FROM counters WHERE name = 'pending'").fetchone()
@@ -325,8 +357,8 @@ class SqliteOutbox(SqliteAudiences):
             for event in events:
                 inserted = db.execute(
                     "INSERT OR IGNORE INTO outbox (message_id, body, next_attempt_at, created_at, event_time, "
-                    "destination) VALUES (?, ?, ?, ?, ?, ?)",
-                    (event.message_id, event.body, now, now, event.event_time_ms, event.destination),
+                    "destination, order_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (event.message_id, event.body, now, now, event.event_time_ms, event.destination, event.order_key),
                 ).rowcount
                 stored.append(bool(inserted))
             new = sum(stored)
@@ -342,10 +374,22 @@ class SqliteOutbox(SqliteAudiences):
             [(amount, name) for name, amount in amounts.items() if amount],
         )
 
-    def claim(self, destination: str, limit: int, lease_seconds: float) -> list[Pending]:
-        """Lease up to limit due events of destination, the longest due first."""
+    def claim(self, destination: str, limit: int, lease_seconds: float, *, by_key: bool = False) -> list[Pending]:
+        """Lease up to limit due events of destination, the longest due first (by_key: up to limit whole keys).
+
+        One process owns the file, so no key is ever held by another caller.
+        """
         now = time.time()
         with self._transaction(durable=False) as db:
+            if by_key:
+                rows = db.execute(
+                    KEY_CLAIM, (now + lease_seconds, destination, destination, now, limit * KEYS_SCAN, limit)
+                ).fetchall()
+                rows += db.execute(KEYLESS_CLAIM, (now + lease_seconds, destination, now, limit)).fetchall()
+                return sorted(
+                    (Pending(row[0], destination, row[1], row[2], int(row[3]), row[4], row[5]) for row in rows),
+                    key=lambda item: item.sequence,
+                )
             rows = db.execute(
                 f"UPDATE outbox SET leased = 1, next_attempt_at = ? WHERE message_id IN ({DUE_QUERY}) "
                 "RETURNING message_id, body, attempts, event_time",

@@ -8,6 +8,9 @@ The same contract as `SqliteOutbox` (see `generator.relay.outbox`), for relays o
   connection closed) are handed back; an outcome for an event whose lease another relay has taken since
   (`RetryLater`, `Released`) is ignored, so that relay's attempt is the one that counts;
 * a messageId is accepted once, whichever relay sees it (the primary key);
+* claims of whole keys (`by_key`) are serialised per destination (a transaction advisory lock), and skip keys with
+  an event another live relay holds, so one relay at a time sends a key's events; `seq` (a sequence) is the
+  order of acceptance;
 * the counters are kept per relay (no lock shared between relays for them) and summed when read;
 * times are the database server's clock, so relays whose clocks differ agree on when a lease ends.
 
@@ -17,6 +20,7 @@ version is in `relay_schema_version`. Every failure is a `StorageError` naming t
 
 from __future__ import annotations
 
+import json
 import queue
 import random
 import threading
@@ -42,10 +46,14 @@ from generator.relay.outbox import (
 from generator.relay.pg_audience_store import PostgresAudiences, fold_pg, prepare_audiences, reap_audiences
 
 T = TypeVar("T")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Advisory lock keys (first half: this application; second half: what is locked).
 APP_KEY = 0x5E6D_0E1A  # "segment pendo relay"
 SCHEMA_LOCK = 1
+# Claims of whole keys, one destination at a time (its own first key, so it never looks like a relay's owner key).
+KEY_CLAIM_APP_KEY = APP_KEY + 1
+# Whole keys: the keys among this many times the limit of the longest-due events.
+KEYS_SCAN = 8
 # Leases of dead relays are looked for at most this often (it reads pg_locks, which is not free).
 REAP_SECONDS = 1.0
 CONNECT_SECONDS = 10
@@ -81,6 +89,11 @@ CREATE TABLE dead_letters (
 CREATE INDEX dead_letters_recent ON dead_letters (failed_at);
 -- shard 0 holds the totals of relays that have gone; a running relay adds to its own shard (its owner key).
 CREATE TABLE counters (name text NOT NULL, shard integer NOT NULL, value bigint NOT NULL, PRIMARY KEY (name, shard));
+""",
+    2: """
+ALTER TABLE outbox ADD COLUMN order_key text;
+ALTER TABLE outbox ADD COLUMN seq bigserial;
+CREATE INDEX outbox_pending_by_key ON outbox (destination, order_key) WHERE state = 'pending';
 """,
 }
 
@@ -161,6 +174,27 @@ def _id(key: bytes) -> str:
 def _text(value: str) -> str:
     """What PostgreSQL's text can hold: no NUL, valid UTF-8 (a reason may quote any bytes an endpoint sent)."""
     return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
+def _key_old_metadata_entries(db: psycopg.Connection[Any]) -> None:
+    """Metadata entries stored before ordering keys: their record is their key (a damaged entry keeps none)."""
+    rows = db.execute(
+        "SELECT message_id, body FROM outbox WHERE state = 'pending' AND destination <> 'track' AND order_key IS NULL"
+    ).fetchall()
+    keys: list[tuple[bytes, str]] = []
+    for message_id, body in rows:
+        try:
+            record = json.loads(body).get("recordId")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(record, str):
+            keys.append((bytes(message_id), record))
+    if keys:
+        db.execute(
+            "UPDATE outbox SET order_key = v.k FROM unnest(%s::bytea[], %s::text[]) AS v(i, k) "
+            "WHERE outbox.message_id = v.i",
+            ([key[0] for key in keys], [key[1] for key in keys]),
+        )
 
 
 class PostgresOutbox(PostgresAudiences):
@@ -258,6 +292,8 @@ class PostgresOutbox(PostgresAudiences):
                 )
             for number in range(version + 1, SCHEMA_VERSION + 1):
                 db.execute(MIGRATIONS[number])
+                if number == 2 and version >= 1:
+                    _key_old_metadata_entries(db)
             if version < SCHEMA_VERSION:
                 db.execute("DELETE FROM relay_schema_version")
                 db.execute("INSERT INTO relay_schema_version VALUES (%s)", (SCHEMA_VERSION,))
@@ -330,14 +366,16 @@ class PostgresOutbox(PostgresAudiences):
             inserted = {
                 bytes(row[0])
                 for row in db.execute(
-                    "INSERT INTO outbox (message_id, destination, body, event_time, next_attempt_at, created_at) "
-                    f"SELECT i, d, b, t, {NOW}, {NOW} FROM unnest(%s::bytea[], %s::text[], %s::text[], %s::bigint[]) "
-                    "AS v(i, d, b, t) ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
+                    "INSERT INTO outbox (message_id, destination, body, event_time, order_key, next_attempt_at, "
+                    f"created_at) SELECT i, d, b, t, k, {NOW}, {NOW} FROM unnest(%s::bytea[], %s::text[], "
+                    "%s::text[], %s::bigint[], %s::text[]) WITH ORDINALITY AS v(i, d, b, t, k, n) ORDER BY n "
+                    "ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
                     (
                         [key for key, _ in rows],
                         [event.destination for _, event in rows],
                         [event.body for _, event in rows],
                         [event.event_time_ms for _, event in rows],
+                        [event.order_key for _, event in rows],
                     ),
                 ).fetchall()
             }
@@ -361,11 +399,13 @@ class PostgresOutbox(PostgresAudiences):
                 (self.owner, [name for name, _ in changes], [amount for _, amount in changes]),
             )
 
-    def claim(self, destination: str, limit: int, lease_seconds: float) -> list[Pending]:
-        """Lease up to limit due events of destination, the longest due first."""
+    def claim(self, destination: str, limit: int, lease_seconds: float, *, by_key: bool = False) -> list[Pending]:
+        """Lease up to limit due events of destination, the longest due first (by_key: up to limit whole keys)."""
         with self._transaction(durable=False) as db:
             if time.monotonic() >= self._next_reap:
                 self._reap(db)
+            if by_key:
+                return self._claim_keys(db, destination, limit, lease_seconds)
             rows = db.execute(
                 f"WITH due AS (SELECT message_id FROM outbox WHERE destination = %s AND state = 'pending' "
                 f"AND next_attempt_at <= {NOW} ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED) "
@@ -375,6 +415,45 @@ class PostgresOutbox(PostgresAudiences):
                 (destination, limit, self.owner, lease_seconds),
             ).fetchall()
         return [Pending(_id(row[0]), destination, row[1], row[2], int(row[3])) for row in rows]
+
+    def _claim_keys(
+        self, db: psycopg.Connection[Any], destination: str, limit: int, lease_seconds: float
+    ) -> list[Pending]:
+        # One claim of whole keys at a time per destination: two relays could otherwise each lease part of a key.
+        db.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (KEY_CLAIM_APP_KEY, destination))
+        rows = db.execute(
+            "WITH candidates AS (SELECT order_key FROM outbox WHERE destination = %(d)s AND state = 'pending' "
+            f"AND next_attempt_at <= {NOW} ORDER BY next_attempt_at LIMIT %(scan)s), "
+            "keys AS (SELECT DISTINCT c.order_key FROM candidates c WHERE c.order_key IS NOT NULL AND NOT EXISTS ("
+            "  SELECT 1 FROM outbox h WHERE h.destination = %(d)s AND h.order_key = c.order_key "
+            f"  AND h.state = 'pending' AND h.leased_by <> %(me)s AND h.next_attempt_at > {NOW}) LIMIT %(limit)s), "
+            "picked AS (SELECT o.message_id FROM outbox o JOIN keys k ON o.order_key = k.order_key "
+            "  WHERE o.destination = %(d)s AND o.state = 'pending' FOR UPDATE OF o) "
+            f"UPDATE outbox SET leased_by = %(me)s, next_attempt_at = {NOW} + %(lease)s FROM picked "
+            "WHERE outbox.message_id = picked.message_id RETURNING outbox.message_id, outbox.body, outbox.attempts, "
+            "outbox.event_time, outbox.order_key, outbox.seq",
+            {
+                "d": destination,
+                "scan": limit * KEYS_SCAN,
+                "me": self.owner,
+                "limit": limit,
+                "lease": lease_seconds,
+            },
+        ).fetchall()
+        # Events without a key (stored damaged, say) among the same window: claimed one by one.
+        rows += db.execute(
+            f"WITH due AS (SELECT message_id FROM (SELECT message_id, order_key FROM outbox WHERE destination = %s "
+            f"AND state = 'pending' AND next_attempt_at <= {NOW} ORDER BY next_attempt_at LIMIT %s) AS candidates "
+            "WHERE order_key IS NULL) "
+            f"UPDATE outbox SET leased_by = %s, next_attempt_at = {NOW} + %s FROM due "
+            "WHERE outbox.message_id = due.message_id AND outbox.state = 'pending' RETURNING outbox.message_id, "
+            "outbox.body, outbox.attempts, outbox.event_time, outbox.order_key, outbox.seq",
+            (destination, limit, self.owner, lease_seconds),
+        ).fetchall()
+        return sorted(
+            (Pending(_id(row[0]), destination, row[1], row[2], int(row[3]), row[4], int(row[5])) for row in rows),
+            key=lambda item: item.sequence,
+        )
 
     def settle(self, outcomes: Sequence[Outcome]) -> None:
         """Record the outcomes of claimed events in one transaction, ending their leases."""

@@ -11,6 +11,7 @@ code as text ("500"; "429" comes with Retry-After, `retry_after`), or hang (neve
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from collections.abc import Iterator
@@ -46,6 +47,9 @@ class FakePendoMetadata:
     mode: str = "ok"
     retry_after: str = "0"
     hung: int = 0  # requests received in hang mode
+    # Up to this many seconds (at random) before a request is applied and answered, as a busy Pendo might take:
+    # requests under way together may then be applied in any order.
+    latency: float = 0.0
     # Records whose values it refuses (400 naming no field), as Pendo refuses a value it cannot store.
     refused_records: set[str] = field(default_factory=set)
     custom_fields: dict[str, set[str]] = field(default_factory=dict)
@@ -134,6 +138,8 @@ def fake_pendo_metadata(**settings: Any) -> Iterator[FakePendoMetadata]:
 
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if fake.latency:
+                time.sleep(random.uniform(0, fake.latency))
             if fake.mode == "hang":
                 with fake.lock:
                     fake.hung += 1

@@ -1,9 +1,11 @@
 """A local stand-in for Pendo's Track Events API: a real HTTP server on loopback that records what it accepts.
 
 Its answer can be switched: ok (200), any status code as text ("429" and "503" come with `retry_after` as their
-Retry-After header unless it is None), or hang (never answers). A body that is not JSON is answered 400, as Pendo
-does. Only requests answered 200 count as received, as Pendo would only have those; `arrivals` records when each
-request arrived (time.monotonic()) and what it was answered.
+Retry-After header unless it is None), or hang (never answers; recorded as answered 0). `refuse_connections()`
+closes its listening socket (connections are refused) until `accept_connections()` opens it again on the same
+port. A body that is not JSON is answered 400, as Pendo does. Only requests answered 200 count as received, as
+Pendo would only have those; `arrivals` records when each request arrived (time.monotonic()) and what it was
+answered.
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.support.local_http import serving
+from tests.support.local_http import QuietServer
 
 
 @dataclass
@@ -32,6 +34,8 @@ class FakePendoTrack:
     arrivals: list[tuple[float, int]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
+    refuse_connections: Callable[[], None] = lambda: None
+    accept_connections: Callable[[], None] = lambda: None
 
     def names(self) -> list[str]:
         with self.lock:
@@ -51,6 +55,8 @@ def fake_pendo_track() -> Iterator[FakePendoTrack]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             mode = fake.mode
             if mode == "hang":
+                with fake.lock:
+                    fake.arrivals.append((arrived, 0))
                 while fake.mode == "hang":
                     time.sleep(0.05)
                 self.close_connection = True
@@ -80,9 +86,26 @@ def fake_pendo_track() -> Iterator[FakePendoTrack]:
             self.end_headers()
             self.wfile.write(b"{}")
 
-    with serving(Handler) as server:
-        fake.url = f"http://127.0.0.1:{server.server_address[1]}/data/track"
-        try:
-            yield fake
-        finally:
-            fake.mode = "ok"  # releases requests held by a hang, so the server can stop
+    servers: list[QuietServer] = []
+
+    def listen(port: int) -> None:
+        server = QuietServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+
+    def close() -> None:
+        while servers:
+            server = servers.pop()
+            server.shutdown()
+            server.server_close()
+
+    listen(0)
+    port = servers[0].server_address[1]
+    fake.url = f"http://127.0.0.1:{port}/data/track"
+    fake.refuse_connections = close
+    fake.accept_connections = lambda: None if servers else listen(port)
+    try:
+        yield fake
+    finally:
+        fake.mode = "ok"  # releases requests held by a hang, so the server can stop
+        close()

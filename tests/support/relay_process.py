@@ -203,6 +203,11 @@ class Relay:
         status, document = self.get("/healthz")
         return status, document or {}
 
+    def health_summary(self) -> tuple[int, dict[str, Any]]:
+        """/healthz without the per-destination details."""
+        status, document = self.health()
+        return status, {key: value for key, value in document.items() if key != "destinations"}
+
 
 def _complete(received: bytes) -> bool:
     head, _, body = received.partition(b"\r\n\r\n")
