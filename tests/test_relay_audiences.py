@@ -7,6 +7,7 @@ said true, whatever was thrown in on the way (batches, refusals, outages, SIGKIL
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from itertools import count
 from pathlib import Path
@@ -257,6 +258,11 @@ def test_a_500_outage_holds_every_audience_then_delivery_recovers(
             return status == 503 and "HTTP 500" in health["problems"].get("destination audiences", "")
 
         wait_for(outage_shown, "the outage in /healthz")
+        # The engine's brake holds every audience: one probe at a time, at growing intervals, not a flood.
+        wait_for(lambda: relay.metrics()["destinations"]["audiences"]["state"] != "closed", "the brake to open")
+        before = segments.arrived
+        time.sleep(2.0)
+        assert segments.arrived - before <= 4
         relay.send([entered("vip", f"u{index}", False) for index in range(10)])
         segments.mode = "429"
         wait_for(lambda: "paused" in relay.health()[1]["problems"].get("destination audiences", ""), "the brake")
