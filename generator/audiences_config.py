@@ -27,6 +27,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+def is_audience_key(text: str) -> bool:
+    """Whether text can be an Engage audience key (letters, digits, _ . -; at most 200)."""
+    return bool(_AUDIENCE_KEY.fullmatch(text))
+
+
 def _checked_keys(keys: list[str]) -> list[str]:
     bad = [key for key in keys if not _AUDIENCE_KEY.fullmatch(key)]
     if bad:

@@ -136,6 +136,8 @@ def test_both_engage_shapes_become_memberships_and_nothing_else() -> None:
             "computation_key (the audience key) is missing",
         ),
         ({**engage_identify("vip", True), "timestamp": "2020-01-01T00:00:00Z"}, "more than 7 days old"),
+        (engage_identify("a/../b", True), "computation_key 'a/../b' is not an Engage audience key"),
+        (engage_identify("vip", True, user="u\x00"), "holds a NUL character"),
     ],
 )
 def test_an_engage_call_without_visitor_or_membership_is_refused_with_the_reason(

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from generator.audiences_config import AudienceSettings
+from generator.audiences_config import AudienceSettings, is_audience_key
 from generator.relay.convert import (
     MAX_FUTURE_MS,
     PENDO_MAX_AGE_MS,
@@ -69,6 +69,8 @@ def audience_key(event: Any) -> str | None:
         raise RejectedEvent(
             "context.personas.computation_class is audience but computation_key (the audience key) is missing"
         )
+    if not is_audience_key(key):
+        raise RejectedEvent(f"context.personas.computation_key {key[:60]!r} is not an Engage audience key")
     return key
 
 
