@@ -4,7 +4,10 @@ A real relay process (pinned to one core where the machine has two or more) agai
 Track Events API (a raw asyncio HTTP/1.1 server in another process, pinned with the senders to another core).
 Intake is measured with delivery paused (the fake answers 429 with a long Retry-After, so the relay stops sending
 to it), so the figure is what intake alone sustains; every acknowledged event is synced first (group commit).
-Delivery is measured from a backlog written into the outbox before the relay starts.
+Delivery is measured from a backlog written into the outbox before the relay starts, with the rate limit lifted
+(the relay's own ceiling), and once at the default --max-rate. The outage run keeps 1,000 events waiting while the
+fake answers 500 for 20 s: it reports the relay's requests/s after the first 10 s (its brake), how soon after
+recovery delivery starts again, and how long the backlog then takes to drain.
 """
 
 from __future__ import annotations
@@ -36,8 +39,11 @@ from generator.relay.outbox import Delivered, NewEvent, SqliteOutbox
 SHARED_SECRET = "bench-shared-secret"
 AUTHORIZATION = "Basic YmVuY2gtc2hhcmVkLXNlY3JldDo="  # bench-shared-secret:
 INTAKE_SECONDS = 8.0
-# Answers the fake gives: 200, or 429 with a Retry-After that pauses the relay's delivery.
-OK, THROTTLE = 0, 1
+# Answers the fake gives: 200, 429 with a Retry-After that pauses the relay's delivery, or 500 (an outage).
+OK, THROTTLE, FAIL = 0, 1, 2
+# Far above what one relay can send: delivery figures measure the relay, not its rate limit.
+NO_RATE_LIMIT = "1000000"
+OUTAGE_SECONDS, OUTAGE_SETTLING_SECONDS, OUTAGE_BACKLOG = 20.0, 10.0, 1_000
 
 
 class BenchRelayError(GeneratorError):
@@ -68,7 +74,9 @@ def _pin(cores: set[int]) -> None:
         os.sched_setaffinity(0, cores)
 
 
-def _fake_pendo(port: int, mode: Synchronized[int], delivered: Synchronized[int], cores: set[int]) -> None:
+def _fake_pendo(
+    port: int, mode: Synchronized[int], delivered: Synchronized[int], requests: Synchronized[int], cores: set[int]
+) -> None:
     _pin(cores)
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -80,7 +88,11 @@ def _fake_pendo(port: int, mode: Synchronized[int], delivered: Synchronized[int]
                     if line[:15].lower() == b"content-length:":
                         length = int(line[15:])
                 await reader.readexactly(length)
-                if mode.value == THROTTLE:
+                with requests.get_lock():
+                    requests.value += 1
+                if mode.value == FAIL:
+                    writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
+                elif mode.value == THROTTLE:
                     writer.write(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 60\r\nContent-Length: 0\r\n\r\n")
                 else:
                     with delivered.get_lock():
@@ -107,20 +119,26 @@ class _Bench:
         self.other_cores = set(ordered[1:]) or set(ordered)
         self.mode: Synchronized[int] = multiprocessing.Value("i", OK)
         self.delivered: Synchronized[int] = multiprocessing.Value("q", 0)
+        self.requests: Synchronized[int] = multiprocessing.Value("q", 0)
         self.fake_port = _free_port()
         self.relay_port = _free_port()
         self.fake = multiprocessing.Process(
-            target=_fake_pendo, args=(self.fake_port, self.mode, self.delivered, self.other_cores), daemon=True
+            target=_fake_pendo,
+            args=(self.fake_port, self.mode, self.delivered, self.requests, self.other_cores),
+            daemon=True,
         )
         self.relay: subprocess.Popen[bytes] | None = None
 
     @contextlib.contextmanager
-    def running_relay(self, db: str | None = None, *, pin: bool = True) -> Iterator[None]:
+    def running_relay(
+        self, db: str | None = None, *, pin: bool = True, max_rate: str = NO_RATE_LIMIT
+    ) -> Iterator[None]:
         env = {**os.environ, "PENDO_TRACK_EVENT_SECRET": "bench", "RELAY_SHARED_SECRET": SHARED_SECRET}
         command = [sys.executable, "-m", "generator", "relay", "--config", str(self.workdir / "pendo.toml")]
         if db is not None:  # several relays may run at once, each on its own port
             self.relay_port = _free_port()
         command += ["--port", str(self.relay_port), "--db", db or str(self.db), "--concurrency", "8"]
+        command += ["--max-rate", max_rate]
         command += ["--pendo-url", f"http://127.0.0.1:{self.fake_port}/data/track"]
         log = (self.workdir / "relay.log").open("ab")
         self.relay = relay = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log)
@@ -262,13 +280,15 @@ def measure(backlog: int) -> Figures:
         bench.mode.value = OK
         for count in sorted({1_000, 100_000, backlog}):
             results |= _deliver_backlog(bench, count)
+        results |= _deliver_backlog(bench, 1_000, max_rate="50")
+        results |= _outage(bench)
     finally:
         bench.fake.kill()
         shutil.rmtree(workdir, ignore_errors=True)
     return Figures(results, _machine())
 
 
-def _deliver_backlog(bench: _Bench, count: int) -> dict[str, float]:
+def _deliver_backlog(bench: _Bench, count: int, max_rate: str = NO_RATE_LIMIT) -> dict[str, float]:
     started = time.monotonic()
     bench.prefill(count)
     print(f"  (wrote a backlog of {count:,} in {time.monotonic() - started:.0f}s)", flush=True)
@@ -276,18 +296,52 @@ def _deliver_backlog(bench: _Bench, count: int) -> dict[str, float]:
     results: dict[str, float] = {}
     # The first 30 s of a backlog too big to drain in a bench run give its rate; smaller ones drain completely.
     window = 30.0 if count > 200_000 else 600.0
-    with bench.running_relay():
+    with bench.running_relay(max_rate=max_rate):
         start = time.monotonic()
         while time.monotonic() - start < window and bench.delivered.value < count:
             time.sleep(0.05)
         elapsed = time.monotonic() - start
         delivered = bench.delivered.value
-    name = f"delivery with {count:,} waiting (events/s)"
+    limited = "" if max_rate == NO_RATE_LIMIT else f", --max-rate {max_rate}"
+    name = f"delivery with {count:,} waiting{limited} (events/s)"
     results[name] = delivered / elapsed
     print(f"  {name:<48} {results[name]:>12,.0f}", flush=True)
     if delivered >= count:
-        results[f"drain of {count:,} waiting (seconds)"] = elapsed
-        print(f"  {'drain of ' + format(count, ',') + ' waiting (seconds)':<48} {elapsed:>12,.1f}", flush=True)
+        drain = f"drain of {count:,} waiting{limited} (seconds)"
+        results[drain] = elapsed
+        print(f"  {drain:<48} {elapsed:>12,.1f}", flush=True)
+    return results
+
+
+def _outage(bench: _Bench) -> dict[str, float]:
+    """A 500 outage with a backlog: the relay's request rate once braked, then how soon and fast it recovers."""
+    bench.prefill(OUTAGE_BACKLOG)
+    bench.mode.value = FAIL
+    bench.delivered.value = 0
+    bench.requests.value = 0
+    results: dict[str, float] = {}
+    with bench.running_relay(max_rate="50"):
+        time.sleep(OUTAGE_SETTLING_SECONDS)
+        counted_from, before = time.monotonic(), bench.requests.value
+        time.sleep(OUTAGE_SECONDS - OUTAGE_SETTLING_SECONDS)
+        rate = (bench.requests.value - before) / (time.monotonic() - counted_from)
+        results["outage (HTTP 500): requests/s after the first 10 s"] = rate
+        results["outage (HTTP 500): requests in all 20 s"] = bench.requests.value
+        bench.mode.value = OK
+        recovered = time.monotonic()
+        first = drained = None
+        while time.monotonic() - recovered < 120 and bench.delivered.value < OUTAGE_BACKLOG:
+            if first is None and bench.delivered.value:
+                first = time.monotonic() - recovered
+            time.sleep(0.01)
+        if bench.delivered.value >= OUTAGE_BACKLOG:
+            drained = time.monotonic() - recovered
+    results["outage: seconds from recovery to the first delivery"] = first if first is not None else float("nan")
+    results["outage: seconds from recovery to 1,000 drained (--max-rate 50)"] = (
+        drained if drained is not None else float("nan")
+    )
+    for name in list(results)[-4:]:
+        print(f"  {name:<48} {results[name]:>12,.2f}", flush=True)
     return results
 
 

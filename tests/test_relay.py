@@ -263,6 +263,31 @@ def test_the_outbox_keeps_only_what_it_still_needs(new_outbox: Callable[[], Outb
     assert [item.attempts for item in outbox.claim("track", 10, 60)] == [1]
 
 
+def test_claims_by_key_take_every_waiting_entry_of_a_key_in_acceptance_order(
+    new_outbox: Callable[[], Outbox],
+) -> None:
+    outbox = new_outbox()
+    where = "metadata/account/agent"
+
+    def entry(name: str, key: str | None) -> NewEvent:
+        return NewEvent(name, where, json.dumps({"n": name}), RECENT_MS, order_key=key)
+
+    outbox.add_many([entry("a1", "A"), entry("a2", "A")])
+    outbox.add_many([entry("b1", "B")])
+    first = outbox.claim(where, 1, 60, by_key=True)
+    assert [item.message_id for item in first] == ["a1", "a2"], "the longest-due key, whole, in acceptance order"
+    assert first[0].sequence < first[1].sequence and {item.order_key for item in first} == {"A"}
+    outbox.settle([RetryLater("a1", 60, "HTTP 500"), Delivered("a2")])
+    outbox.add_many([entry("a3", "A"), entry("loose", None)])
+    second = outbox.claim(where, 10, 60, by_key=True)
+    # a1 waits for its retry, yet comes with a3: the newer value is never sent without the older one before it.
+    assert sorted(item.message_id for item in second) == ["a1", "a3", "b1", "loose"]
+    by_id = {item.message_id: item for item in second}
+    assert by_id["a1"].sequence < by_id["a3"].sequence
+    assert by_id["a1"].attempts == 1
+    assert outbox.claim(where, 10, 60, by_key=True) == [], "leased entries are nobody else's"
+
+
 def test_the_due_query_reads_an_index_in_order_and_never_sorts(tmp_path: Path) -> None:
     outbox = SqliteOutbox(tmp_path / "outbox.sqlite3")
     outbox.add_many([NewEvent(f"m-{i}", "track", "{}", RECENT_MS) for i in range(2000)])

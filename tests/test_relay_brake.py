@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from generator.relay.engine import Brake, DeliverySettings, Reply, TokenBucket
 from tests.support.fake_pendo_metadata import fake_pendo_metadata
 from tests.support.fake_pendo_track import FakePendoTrack, fake_pendo_track
 from tests.support.relay_process import RECENT, Relay, track, wait_for
@@ -26,6 +27,61 @@ MAX_OUTAGE_RATE = 2.0  # requests/s per destination, on average, after that
 EVENTS = 1000
 # Above the default, so the drain after recovery is quick to watch; the rate limit has its own test.
 FAST = ("--max-rate", "200")
+
+
+def state_of(brake: Brake) -> str:
+    return brake.state
+
+
+def test_the_brake_opens_after_failures_in_a_row_probes_at_growing_capped_intervals_and_honours_retry_after() -> None:
+    settings = DeliverySettings()
+    brake = Brake(settings)
+    now = 1000.0
+    assert brake.failed(now, probe=False, throttled=False, retry_after=None) is None
+    assert brake.failed(now, probe=False, throttled=False, retry_after=None) is None
+    assert state_of(brake) == "closed" and brake.wait(now, 0) == 0
+    opened = brake.failed(now, probe=False, throttled=False, retry_after=None)
+    assert opened is not None and 0.4 <= opened <= 0.55
+    assert state_of(brake) == "open" and brake.wait(now, 0) == pytest.approx(opened)
+    assert brake.wait(now + 10, 1) == float("inf"), "the probe waits for requests in flight"
+    intervals = []
+    for _ in range(8):
+        now = brake.reopens_at
+        assert brake.wait(now, 0) == 0 and brake.starting(), "exactly one probe"
+        assert state_of(brake) == "probing" and brake.wait(now, 1) == float("inf")
+        intervals.append(brake.failed(now, probe=True, throttled=False, retry_after=None) or 0)
+    assert intervals[0] < intervals[1] < min(intervals[2:]), intervals
+    assert min(intervals[2:]) >= 0.8 * settings.max_probe_seconds, "doubling up to the cap, jittered"
+    assert max(intervals) <= settings.max_probe_seconds * 1.1, intervals
+    assert brake.failed(now, probe=False, throttled=True, retry_after=7.0) is not None
+    assert brake.wait(now, 0) >= 7.0, "Retry-After is honoured even past the cap"
+    assert brake.succeeded() and state_of(brake) == "closed" and brake.failures == 0
+    throttled = Brake(settings)
+    assert throttled.failed(now, probe=False, throttled=True, retry_after=None) is not None, "a 429 opens it at once"
+
+
+def test_which_answers_count_against_a_destination() -> None:
+    assert all(Reply(status).failed for status in (0, 500, 503, 429, 408, 425, 401, 403, 404))
+    assert not any(Reply(status).failed for status in (200, 202, 400, 413, 422))
+    assert Reply(429).throttled and Reply(503, retry_after="5").throttled and not Reply(503).throttled
+
+
+def test_the_token_bucket_allows_its_rate_and_a_tenth_of_a_second_of_burst() -> None:
+    bucket = TokenBucket(50)
+    now = bucket.updated
+    taken = 0
+    while bucket.wait(now) == 0:
+        bucket.take()
+        taken += 1
+    assert taken == 5
+    assert bucket.wait(now) == pytest.approx(0.02)
+    started, clock = 0, now
+    for _ in range(1000):  # one simulated second in 1 ms steps
+        clock += 0.001
+        if bucket.wait(clock) == 0:
+            bucket.take()
+            started += 1
+    assert 49 <= started <= 51
 
 
 @pytest.fixture

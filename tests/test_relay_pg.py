@@ -67,6 +67,28 @@ def test_relays_racing_for_claims_each_get_different_events_and_together_all(url
             relay.close()
 
 
+def test_a_key_another_relay_holds_is_not_claimed_until_it_settles_or_that_relay_dies(url: str) -> None:
+    first, second = PostgresOutbox(url), PostgresOutbox(url)
+    where = "metadata/visitor/agent"
+    try:
+        first.add_many([NewEvent("a1", where, "{}", RECENT_MS, order_key="A")])
+        assert [item.message_id for item in first.claim(where, 10, 60, by_key=True)] == ["a1"]
+        second.add_many(
+            [NewEvent(name, where, "{}", RECENT_MS, order_key=key) for name, key in [("a2", "A"), ("b1", "B")]]
+        )
+        assert [item.message_id for item in second.claim(where, 10, 60, by_key=True)] == ["b1"], "A is held"
+        first.settle([Delivered("a1")])
+        assert [item.message_id for item in second.claim(where, 10, 60, by_key=True)] == ["a2"]
+        first.add_many([NewEvent("a3", where, "{}", RECENT_MS, order_key="A")])
+        second.close()  # a relay that dies: its leases (a2, b1) go back, and A is whole again for the others
+        time.sleep(1.1)  # dead relays' leases are looked for at most once a second
+        claimed = [item.message_id for item in first.claim(where, 10, 60, by_key=True)]
+        assert sorted(claimed) == ["a2", "a3", "b1"] and claimed.index("a2") < claimed.index("a3")
+    finally:
+        first.close()
+        second.close()
+
+
 def test_a_messageid_is_accepted_once_whichever_relay_sees_it(url: str) -> None:
     first, second = PostgresOutbox(url), PostgresOutbox(url)
     try:
