@@ -276,6 +276,31 @@ def test_a_500_outage_holds_every_audience_then_delivery_recovers(
         relay.stop()
 
 
+def test_a_refused_creation_is_retried_with_backoff_shown_in_healthz_then_done_once(
+    tmp_path: Path, pendo: FakePendoTrack, segments: FakePendoSegments
+) -> None:
+    segments.create_status = 400
+    relay = start(tmp_path, pendo, segments, config())
+    try:
+        relay.send([identify("beta_users", "b1", True), entered("beta_users", "b2", True)])
+
+        def refusal_shown() -> bool:
+            return "HTTP 400: segment name not accepted" in relay.health()[1]["problems"].get("audience beta_users", "")
+
+        wait_for(refusal_shown, "the refused creation in /healthz")
+        before = segments.create_attempts
+        time.sleep(2.0)
+        assert segments.create_attempts - before <= 3  # backing off, not a loop of creations
+        segments.create_status = None
+        wait_for(lambda: settled(relay, "beta_users"), "the segment created and the memberships written", 90)
+        [segment_id] = segments.by_name("beta_users")
+        assert segments.creations == ["beta_users"]
+        assert segments.members(segment_id) == {"segment-pendo-placeholder", "b1", "b2"}
+        wait_for(lambda: "audience beta_users" not in relay.health()[1].get("problems", {}), "the problem cleared")
+    finally:
+        relay.stop()
+
+
 def test_sigkill_mid_batch_loses_nothing_and_the_last_call_still_wins(
     tmp_path: Path, pendo: FakePendoTrack, segments: FakePendoSegments
 ) -> None:

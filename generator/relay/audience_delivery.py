@@ -105,6 +105,7 @@ class AudienceDeliverer(Deliverer[AudienceJob]):
         self.not_before: dict[str, float] = {}  # audiences held back (a creation failed, Pendo was busy)
         # Visitors of an operation Pendo refused: each goes alone next time, so only the culprit is dead-lettered.
         self.suspects: set[tuple[str, str]] = set()
+        self.create_failures: dict[str, int] = {}  # failed creations in a row, by audience
 
     def segment_of(self, audience: str) -> str | None:
         """The segment id this relay knows for an audience (named in the config, or created)."""
@@ -179,18 +180,26 @@ class AudienceDeliverer(Deliverer[AudienceJob]):
         name = self.delivery.settings.segment_name(audience)
         segment: str | None = None
         reason = "stopped before Pendo answered"
+        part = f"audience {audience}"
         try:
             reply = await channel.post(create_body(name), url=self.delivery.create_url, max_answer_bytes=4096)
-            segment = created_segment_id(reply.text) if 200 <= reply.status < 300 else None
+            ok = 200 <= reply.status < 300
+            segment = created_segment_id(reply.text) if ok else None
             reason = reply.error if reply.status == 0 else f"HTTP {reply.status}: {' '.join(reply.text.split())}"
             if segment is None:
-                self.not_before[audience] = time.monotonic() + channel.retry_delay(reply, 0)
+                failures = self.create_failures[audience] = self.create_failures.get(audience, 0) + 1
+                # Created, perhaps, but no id in the answer: trying at once could create one segment after another.
+                wait = self.settings.max_retry_seconds if ok else channel.retry_delay(reply, failures - 1)
+                self.not_before[audience] = time.monotonic() + wait
         finally:
             if segment is None:
                 failure = f"creating the Pendo segment {name!r} failed: {reason}"[:500]
+                self.health.report(part, f"{failure}; trying again")
                 await asyncio.shield(self.committer.write(lambda: self.store.creation_failed(audience, failure)))
         if segment is None:
             return
+        self.create_failures.pop(audience, None)
+        self.health.report(part, None)
         created = segment
         log.info("created Pendo segment %s for audience %s", segment, audience)
         # Another relay's creation recorded first (this one's ran past its lease) wins: one id for every relay.

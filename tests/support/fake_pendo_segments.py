@@ -9,7 +9,7 @@
 Every request needs `x-pendo-integration-key`. Failing on command: `mode` "ok", a status as text (the whole request
 answered with it; "429" comes with Retry-After) or "hang"; `refused_visitors` (an operation naming one fails with
 400, and changes nothing); `busy` (that many PATCHes answered 409 "Operation in progress", as Pendo does while it
-writes a segment); `delay_seconds` before answering.
+writes a segment); `create_status` (creates answered with it); `delay_seconds` before answering.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ class FakePendoSegments:
     creations: list[str] = field(default_factory=list)  # names, in order
     patches: list[tuple[str, list[dict[str, Any]], int]] = field(default_factory=list)  # segment, operations, status
     arrived: int = 0
+    create_status: int | None = None  # when set, every create is answered with it (and creates nothing)
+    create_attempts: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     base_url: str = ""
 
@@ -99,6 +101,10 @@ class FakePendoSegments:
         return 404, {}, b"not found"
 
     def _create(self, document: Any) -> tuple[int, dict[str, str], bytes]:
+        with self.lock:
+            self.create_attempts += 1
+        if self.create_status is not None:
+            return self.create_status, {}, b"segment name not accepted"
         if not isinstance(document, dict) or not isinstance(document.get("name"), str):
             return 400, {}, b"name is required"
         visitors = document.get("visitors")
