@@ -5,9 +5,10 @@ API). Its state lives in a `DestinationState` that every deliverer uses:
 
 * a brake: after `brake_after` destination failures in a row (HTTP 5xx, 429, 408, 425, a refused key or URL,
   a timeout, a refused or dropped connection), or at once on a 429 (or a 503 with Retry-After), the destination
-  is *open*: nothing is sent to it until its next probe, when exactly one request goes (*probing*). A probe that
+  is *open*: nothing is sent to it until its next probe, when one request goes (*probing*). A probe that
   succeeds closes the brake and the destination drains at full speed; one that fails opens it again for longer
-  (growing, capped, jittered intervals), or for as long as Pendo's Retry-After says;
+  (growing, capped, jittered intervals), or for as long as Pendo's Retry-After says; one that hangs past the
+  longest interval does not hold up the next probe;
 * a token bucket that keeps it under `max_rate` requests per second;
 * an AIMD window of requests in flight: halved when the brake opens, one more per window's worth of successes.
 
@@ -174,20 +175,26 @@ class Brake:
         self.reopens_at = 0.0  # time.monotonic() of the next probe, while open
         self.throttled = False  # opened by Pendo's request to slow down (429, 503 with Retry-After)
 
-    def wait(self, now: float, in_flight: int) -> float:
-        """Seconds before a request may start (inf: not until requests in flight have answers)."""
+    def wait(self, now: float) -> float:
+        """Seconds before a request may start (while braked, the next probe)."""
         if self.state == "closed":
             return 0.0
-        if self.state == "probing" or in_flight:
-            return math.inf
         return max(self.reopens_at - now, 0.0)
 
-    def starting(self) -> bool:
-        """A request starts; True when it is the probe."""
-        if self.state == "open":
-            self.state = "probing"
-            return True
-        return False
+    def starting(self, now: float) -> bool:
+        """A request starts; True when it is a probe."""
+        if self.state == "closed":
+            return False
+        self.state = "probing"
+        # A probe that hangs is not waited for beyond the longest interval: Pendo may be back meanwhile, and
+        # the next probe finds out (a hanging Pendo still gets one request per interval at most).
+        self.reopens_at = now + self.settings.max_probe_seconds
+        return True
+
+    def skipped_probe(self, now: float) -> None:
+        """A probe's job made no request after all (nothing to send): the next one may go at once."""
+        if self.state == "probing":
+            self.state, self.reopens_at = "open", now
 
     def succeeded(self) -> bool:
         """An answer that is not a failure; True when it closes an open brake."""
@@ -244,24 +251,24 @@ class DestinationState:
 
     def room(self) -> int:
         """How many more requests could start now, the rate limit aside."""
-        if self.brake.wait(time.monotonic(), self.in_flight) > 0:
+        if self.brake.wait(time.monotonic()) > 0:
             return 0
         return max(int(self.window) - self.in_flight, 0) if self.brake.state == "closed" else 1
 
     def start_wait(self, now: float) -> float:
         """Seconds before the next request may start (0: now; inf: once a request in flight has its answer)."""
-        brake = self.brake.wait(now, self.in_flight)
+        brake = self.brake.wait(now)
         if brake > 0:
             return brake
         if self.brake.state == "closed" and self.in_flight >= int(self.window):
             return math.inf
         return self.bucket.wait(now)
 
-    def started(self) -> bool:
-        """A job's first request is about to go (start_wait said 0); True when it is the brake's probe."""
+    def started(self, now: float) -> bool:
+        """A job's first request is about to go (start_wait said 0); True when it is one of the brake's probes."""
         self.in_flight += 1
         self.bucket.take()
-        return self.brake.starting()
+        return self.brake.starting(now)
 
     def finished(self) -> None:
         """A job is done."""
@@ -514,7 +521,7 @@ class Engine:
                     job = deliverer.take(destination, now)
                     if job is None:
                         break
-                    probe = state.started()
+                    probe = state.started(now)
                     task = asyncio.create_task(self._send(session, deliverer, state, job, probe=probe))
                     sending.add(task)
                     task.add_done_callback(sending.discard)
@@ -528,16 +535,16 @@ class Engine:
     async def _send(
         session: aiohttp.ClientSession, deliverer: Deliverer[Any], state: DestinationState, job: Any, *, probe: bool
     ) -> None:
+        channel = Channel(session, state, deliverer, probe=probe)
         try:
-            await deliverer.send(job, Channel(session, state, deliverer, probe=probe))
+            await deliverer.send(job, channel)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("delivering to %s failed unexpectedly", state.name)
         finally:
-            if probe and state.brake.state == "probing":
-                # The probe ended without an answer the brake could read (say, the job had nothing to send).
-                state.brake.state = "open"
+            if probe and not channel.sent:
+                state.brake.skipped_probe(time.monotonic())
             state.finished()
 
     @staticmethod

@@ -139,14 +139,14 @@ def convert(
     metadata: MetadataSettings | None = None,
     audiences: AudienceSettings | None = None,
     *,
-    inspect: Callable[[dict[str, Any]], None] | None = None,
+    inspect: Callable[[dict[str, Any], str], None] | None = None,
 ) -> Converted:
     """Each event checked and converted to what is stored; refusals name the event's index and the field.
 
     Identify and group calls go to Pendo's metadata API when the config has `[metadata]`; otherwise they are
     refused as before (only track events go to the Track Events API). With `[audiences]`, Engage's audience calls
     (identify or track) go to Pendo Segments instead, and only there. `inspect` sees each track event's Pendo body
-    before it is stored.
+    (and its JSON text) before it is stored.
     """
     result = Converted()
     now_ms = time.time() * 1000
@@ -176,9 +176,10 @@ def convert(
             if not evaluate_fql(selected, event):
                 result.skipped += 1
                 continue
+            text = body_text(pendo_body)
             if inspect is not None:
-                inspect(pendo_body)
-            result.events.append(NewEvent(message_id(event), TRACK, body_text(pendo_body), pendo_body["timestamp"]))
+                inspect(pendo_body, text)
+            result.events.append(NewEvent(message_id(event), TRACK, text, pendo_body["timestamp"]))
             result.origins.append(index)
         except RejectedEvent as error:
             result.rejected.append({"index": index, "reason": str(error)})

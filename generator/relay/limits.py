@@ -50,13 +50,15 @@ class PendoLimits:
         self._logged: dict[str, set[str]] = {kind: set() for kind in KINDS}
         self._lock = threading.Lock()  # intake converts large bodies on worker threads
 
-    def inspect(self, body: Mapping[str, Any]) -> None:
-        """Look at one track event's Pendo body (as it will be sent)."""
+    def inspect(self, body: Mapping[str, Any], text: str) -> None:
+        """Look at one track event's Pendo body (as it will be sent, and its JSON text)."""
         properties = body.get("properties")
         if not isinstance(properties, dict) or not properties:
             return
         name = str(body.get("event", ""))
-        size = properties_bytes(properties)
+        # The properties are part of the body's text: a short ASCII body cannot hold too many bytes of them.
+        small = len(text) <= MAX_PROPERTIES_BYTES and text.isascii()
+        size = 0 if small else properties_bytes(properties)
         if size > MAX_PROPERTIES_BYTES:
             self._note(
                 "properties_too_large",

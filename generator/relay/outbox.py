@@ -184,7 +184,8 @@ LATER_COLUMNS = {
 # The order of acceptance is the rowid: SQLite gives a new row a rowid above every row in the table.
 KEYS_SCAN = 8
 KEY_CLAIM = (
-    "UPDATE outbox SET leased = 1, next_attempt_at = ? WHERE destination = ? AND state = 'pending' AND order_key IN ("
+    "UPDATE outbox SET leased = 1, next_attempt_at = ? WHERE destination = ? AND state = 'pending' "
+    "AND order_key IS NOT NULL AND order_key IN ("
     "  SELECT order_key FROM (SELECT order_key FROM outbox WHERE destination = ? AND state = 'pending' "
     "  AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?) WHERE order_key IS NOT NULL "
     "  GROUP BY order_key LIMIT ?"
@@ -201,7 +202,9 @@ INDEXES = """
 DROP INDEX IF EXISTS outbox_due;
 CREATE INDEX IF NOT EXISTS outbox_due_by_destination ON outbox (destination, next_attempt_at) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS outbox_leased ON outbox (message_id) WHERE leased = 1;
-CREATE INDEX IF NOT EXISTS outbox_pending_by_key ON outbox (destination, order_key) WHERE state = 'pending';
+-- Only entries with a key: track events (most of the intake) add nothing to it.
+CREATE INDEX IF NOT EXISTS outbox_pending_keys ON outbox (destination, order_key)
+    WHERE state = 'pending' AND order_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS outbox_settled ON outbox (event_time) WHERE state != 'pending';
 CREATE INDEX IF NOT EXISTS dead_letters_recent ON dead_letters (failed_at);
 """

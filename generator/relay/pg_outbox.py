@@ -93,7 +93,8 @@ CREATE TABLE counters (name text NOT NULL, shard integer NOT NULL, value bigint 
     2: """
 ALTER TABLE outbox ADD COLUMN order_key text;
 ALTER TABLE outbox ADD COLUMN seq bigserial;
-CREATE INDEX outbox_pending_by_key ON outbox (destination, order_key) WHERE state = 'pending';
+-- Only entries with a key: track events (most of the intake) add nothing to it.
+CREATE INDEX outbox_pending_keys ON outbox (destination, order_key) WHERE state = 'pending' AND order_key IS NOT NULL;
 """,
 }
 
@@ -426,9 +427,10 @@ class PostgresOutbox(PostgresAudiences):
             f"AND next_attempt_at <= {NOW} ORDER BY next_attempt_at LIMIT %(scan)s), "
             "keys AS (SELECT DISTINCT c.order_key FROM candidates c WHERE c.order_key IS NOT NULL AND NOT EXISTS ("
             "  SELECT 1 FROM outbox h WHERE h.destination = %(d)s AND h.order_key = c.order_key "
+            "  AND h.order_key IS NOT NULL "
             f"  AND h.state = 'pending' AND h.leased_by <> %(me)s AND h.next_attempt_at > {NOW}) LIMIT %(limit)s), "
             "picked AS (SELECT o.message_id FROM outbox o JOIN keys k ON o.order_key = k.order_key "
-            "  WHERE o.destination = %(d)s AND o.state = 'pending' FOR UPDATE OF o) "
+            "  WHERE o.destination = %(d)s AND o.state = 'pending' AND o.order_key IS NOT NULL FOR UPDATE OF o) "
             f"UPDATE outbox SET leased_by = %(me)s, next_attempt_at = {NOW} + %(lease)s FROM picked "
             "WHERE outbox.message_id = picked.message_id RETURNING outbox.message_id, outbox.body, outbox.attempts, "
             "outbox.event_time, outbox.order_key, outbox.seq",
