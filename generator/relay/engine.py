@@ -217,8 +217,9 @@ class Brake:
             wait = min(interval, self.settings.max_probe_seconds) * random.uniform(0.8, 1.1)
         self.rounds += 1
         self.throttled = self.throttled or throttled
+        # A probe's answer sets the next probe (the schedule kept for a hanging probe no longer applies).
+        self.reopens_at = now + wait if probe or self.state == "closed" else max(self.reopens_at, now + wait)
         self.state = "open"
-        self.reopens_at = max(self.reopens_at, now + wait)
         return wait
 
 
@@ -286,9 +287,11 @@ class DestinationState:
         now = time.monotonic()
         self.requests += 1
         if not reply.failed:
+            throttled = self.brake.throttled
             if self.brake.succeeded():
                 log.warning("%s answers again: delivery to it resumes", self.destination.url)
-                if not self.brake.throttled:
+                if not throttled:
+                    # Pendo failed rather than asked to slow down: the backlog drains at full speed at once.
                     self.window = float(self.destination.max_concurrency)
             self.window = min(float(self.destination.max_concurrency), self.window + 1.0 / self.window)
             self.health.report(self.part, None)
