@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from generator import __version__
 from generator.arguments import free_port, output_file, output_folder
+from generator.audiences_cli import add_audiences_commands
 from generator.build_cli import add_build_options
 from generator.errors import GeneratorError, StorageError
 from generator.schema_cli import add_schema_command
@@ -248,6 +249,7 @@ def _make_parser() -> argparse.ArgumentParser:
     _add_bench_commands(commands)
     add_schema_command(commands, _path)
     add_verify_command(commands)
+    add_audiences_commands(commands, _path, _outbox_target)
 
     webhook = commands.add_parser(
         "webhook",
@@ -395,6 +397,8 @@ def _run_check(arguments: argparse.Namespace) -> int:
         for write in metadata_subscriptions(config, ""):
             fields = ", ".join(write["mapping"]["data"]["values"])
             print(f"  [metadata] {write['subscribe']}: POST {write['mapping']['url']} ({fields})")
+    for rule in config.audiences.rules() if config.audiences is not None else []:
+        print(f"  [audiences] {rule}")
     warning = double_tracking_warning(config)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from generator.actions import ACTIONS, PRESET_ACTIONS, ActionName
+from generator.audiences_config import AudienceSettings
 from generator.fql import FqlError, parse_fql, segment_differences, selects_only
 from generator.mapping import MappingError, check_mapping
 from generator.metadata_config import MetadataSettings
@@ -479,6 +480,9 @@ class Config(StrictModel):
     )
     guide_events: GuideEventSettings = Field(
         default_factory=GuideEventSettings, description="the [guide_events] table: Pendo guide events to Segment"
+    )
+    audiences: AudienceSettings | None = Field(
+        default=None, description="the [audiences] table: Engage audience membership to Pendo Segments (relay)"
     )
 
     @model_validator(mode="after")

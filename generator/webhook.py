@@ -15,6 +15,7 @@ from generator.config import Config
 from generator.errors import GeneratorError
 from generator.files import write_file
 from generator.regions import track_events_url
+from generator.webhook_audiences import audience_checklist, audience_subscriptions
 from generator.webhook_metadata import metadata_subscriptions
 
 SECRET_PLACEHOLDER = "<paste Pendo's Track Event Shared Secret here, in Segment>"
@@ -75,9 +76,10 @@ def data_mapping(config: Config) -> dict[str, Any]:
 
 def webhook_document(config: Config, *, include_secret: bool = False) -> dict[str, Any]:
     """The Webhooks (Actions) destination's subscriptions, as Segment stores subscriptions."""
-    if config.webhook is None and config.metadata is None:
+    if config.webhook is None and config.metadata is None and config.audiences is None:
         raise GeneratorError(
-            "the config has no [webhook] table (track events) or [metadata] table (identify and group); add one"
+            "the config has no [webhook] table (track events), [metadata] table (identify and group) "
+            "or [audiences] table (Engage audiences); add one"
         )
     subscriptions: list[dict[str, Any]] = []
     if config.webhook is not None:
@@ -100,6 +102,7 @@ def webhook_document(config: Config, *, include_secret: bool = False) -> dict[st
     if config.metadata is not None:
         key = _secret(config.metadata.secret_env, INTEGRATION_KEY_PLACEHOLDER, include_secret)
         subscriptions.extend(metadata_subscriptions(config, key))
+    subscriptions.extend(audience_subscriptions(config, include_secret=include_secret))
     return {"destination": "Webhooks (Actions)", "subscriptions": subscriptions}
 
 
@@ -129,6 +132,7 @@ def checklist(config: Config) -> list[str]:
         ]
     if config.metadata is not None:
         steps += metadata_checklist(config)
+    steps += audience_checklist(config)
     if config.webhook is not None and config.webhook.covers_web_source:
         steps.append(
             "This destination also covers the web source: turn off track subscriptions in the browser script "

@@ -79,6 +79,12 @@ BAD_INVOCATIONS: list[tuple[list[str], int, str]] = [
     (["relay", "--config", "good.toml", "--port", "-1"], 2, "'-1' is not a port"),
     (["relay", "--config", "good.toml", "--pendo-url", "ftp://x"], 2, "'ftp://x' is not an http(s) URL"),
     (["relay", "--config", "good.toml", "--pendo-url", "http://[::1"], 2, "is not an http(s) URL"),
+    (["audiences", "list", "--config", "good.toml"], 2, "the following arguments are required: --db"),
+    (["audiences", "lst"], 2, "did you mean 'list'?"),
+    (["audiences", "list", "--config", "good.toml", "--db", "a-file"], 1, "good.toml has no [audiences] table"),
+    (["audiences", "list", "--config", "aud.toml", "--db", "missing.sqlite3"], 3, "--db missing.sqlite3: no such file"),
+    (["audiences", "list", "--config", "aud.toml", "--db", "a-file"], 3, "--db a-file: not a relay outbox"),
+    (["webhook", "--config", "aud.toml", "--out", "w.json"], 1, "[audiences] relay_url is not set; add the relay's"),
     (["bench", "--runs", "0"], 2, "argument --runs: '0' must be 1 or more"),
     (["bench", "--calls", "many"], 2, "argument --calls: 'many' is not a whole number"),
     (["bench", "--json", "a-folder"], 1, "--json a-folder is a folder"),
@@ -134,6 +140,7 @@ def test_a_bad_invocation_is_one_line_with_no_traceback_and_writes_nothing(
     (tmp_path / "good.toml").write_text(GOOD)
     (tmp_path / "bad.toml").write_text('[pendo]\napi_key = "k-1"\nregion = "us"\n')
     (tmp_path / "hook.toml").write_text(GOOD + "[webhook]\n")
+    (tmp_path / "aud.toml").write_text(GOOD + "[audiences]\n")
     (tmp_path / "settings.json").write_text(json.dumps({"apiKey": "k-1"}))
     (tmp_path / "a-file").write_text("not a folder\n")
     (tmp_path / "json.toml").write_text(json.dumps({"pendo": {"api_key": "k-1", "region": "eu"}}, indent=2))

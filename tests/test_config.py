@@ -106,7 +106,7 @@ def test_cookie_domain_accepts_a_domain_with_or_without_leading_dot(domain: str)
             {"pendo": {"api_key": KEY}, "segment": {}},
             [
                 "segment: unknown key; allowed keys here: pendo, source, on_load, subscriptions, logout, consent, "
-                "build, webhook, metadata, guide_events"
+                "build, webhook, metadata, guide_events, audiences"
             ],
         ),
         (

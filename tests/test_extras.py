@@ -35,7 +35,7 @@ HOST_FRAMEWORK = {"django"}
 
 def _group(module: Path) -> str:
     relative = module.relative_to(PACKAGE).as_posix()
-    if relative == "relay/pg_outbox.py":
+    if relative.startswith("relay/pg_"):
         return "postgres"
     if relative.startswith("relay/"):
         return "relay"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import urllib.error
@@ -244,3 +245,29 @@ def test_build_watch_from_the_wheel_stops_cleanly_on_ctrl_c(installed: Installed
     assert process.returncode == 0, stderr
     assert "stopped watching" in stdout and "Traceback" not in stderr
     assert (installed.work / "watched" / "manifest.json").is_file()
+
+
+def test_audiences_list_runs_from_the_wheel_without_the_relay_extra(installed: Installed) -> None:
+    from generator.relay.outbox import NewEvent, SqliteOutbox
+
+    folder = installed.work / "audiences"
+    folder.mkdir()
+    try:
+        (folder / "aud.toml").write_text('[pendo]\napi_key = "k-1"\n[audiences.segments]\nvip = "seg-1"\n')
+        outbox = SqliteOutbox(folder / "relay.sqlite3")
+        body = '{"audience":"trial","visitor":"u-1","member":true}'
+        outbox.add_many([NewEvent("m-1#audience", "audiences", body, 0)])
+        outbox.close()
+        listed = installed.run("audiences", "list", "--config", "audiences/aud.toml", "--db", "audiences/relay.sqlite3")
+        assert listed.returncode == 0, listed.stderr
+        assert [line.split()[:5] for line in listed.stdout.splitlines()[1:]] == [
+            ["trial", "(none", "yet)", "0", "0"],
+            ["vip", "seg-1", "0", "0", "0"],
+        ]
+        missing = installed.run("audiences", "list", "--config", "audiences/aud.toml", "--db", "nowhere.sqlite3")
+        assert (missing.returncode, missing.stderr) == (
+            3,
+            "error: --db nowhere.sqlite3: no such file; pass the --db the relay runs with\n",
+        )
+    finally:
+        shutil.rmtree(folder)

@@ -21,6 +21,8 @@ from starlette.routing import Route
 
 from generator.errors import StorageError
 from generator.fql import parse_fql
+from generator.relay.audience_delivery import AudienceDeliverer, AudienceDelivery
+from generator.relay.audiences import AUDIENCES
 from generator.relay.auth import NO_CREDENTIALS, header_problem, signature_matches
 from generator.relay.committer import Committer
 from generator.relay.convert import PENDO_MAX_AGE_MS, VisitorRule
@@ -30,7 +32,13 @@ from generator.relay.health import Health, supervise
 from generator.relay.intake import Converted, Refused, convert, decoded, parse, read_body
 from generator.relay.limits import PendoLimits
 from generator.relay.metadata_delivery import MetadataDeliverer, MetadataDelivery
-from generator.relay.metrics import destinations_text, limits_text, prometheus_text
+from generator.relay.metrics import (
+    audience_counts,
+    audience_prometheus,
+    destinations_text,
+    limits_text,
+    prometheus_text,
+)
 from generator.relay.outbox import Outbox
 
 DAY_MS = 24 * 3600 * 1000
@@ -57,6 +65,8 @@ class RelaySettings:
     client_timeout_seconds: float = 10.0
     # The config's [metadata] with the Integration Key: identify and group calls go to Pendo's metadata API.
     metadata: MetadataDelivery | None = None
+    # The config's [audiences] with the Integration Key: Engage audience calls go to Pendo Segments.
+    audiences: AudienceDelivery | None = None
 
 
 def create_app(outbox: Outbox, settings: RelaySettings) -> Starlette:
@@ -90,12 +100,22 @@ class _Relay:
         )
         if self.metadata is not None:
             self.engine.add(self.metadata)
+        self.audiences = (
+            AudienceDeliverer(self.committer, settings.audiences, settings.delivery, self.health)
+            if settings.audiences is not None
+            else None
+        )
+        if self.audiences is not None:
+            self.engine.add(self.audiences)
         self.selected = parse_fql(settings.subscribe)
         self.limits = PendoLimits()
 
     def _parse_and_convert(self, plain: bytes) -> Converted:
         metadata = self.settings.metadata.settings if self.settings.metadata is not None else None
-        return convert(parse(plain), self.settings.visitor_rule, self.selected, metadata, self.limits.inspect)
+        audiences = self.settings.audiences.settings if self.settings.audiences is not None else None
+        return convert(
+            parse(plain), self.settings.visitor_rule, self.selected, metadata, audiences, inspect=self.limits.inspect
+        )
 
     def _paused(self) -> dict[str, float]:
         return self.engine.paused()
@@ -130,6 +150,8 @@ class _Relay:
                 self._wake(self.deliverer)
             if self.metadata is not None and any(event.destination != TRACK for event in converted.events):
                 self._wake(self.metadata)
+            if self.audiences is not None and any(event.destination == AUDIENCES for event in converted.events):
+                self._wake(self.audiences)
         accepted, duplicates = converted.counts(stored)
         counts: dict[str, Any] = {
             "accepted": accepted,
@@ -171,9 +193,11 @@ class _Relay:
             return _error(503, f"the relay cannot read its outbox now: {error}")
         windows = self.engine.windows()
         problems = self.health.problems()
+        audiences = await self._audience_counts() if self.audiences is not None else None
         if _wants_prometheus(request):
             text = prometheus_text(stats, problems, windows, self._paused())
             text += destinations_text(self.engine.describe()) + limits_text(self.limits.counts)
+            text += audience_prometheus(audiences or {})
             return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
         group_commit = {"commits": self.committer.intake_commits, "events": self.committer.intake_events}
         document: dict[str, Any] = {
@@ -191,7 +215,17 @@ class _Relay:
                 "bodies": self.metadata.bodies_sent,
                 "rows": self.metadata.rows_sent,
             }
+        if audiences is not None:
+            document["audiences"] = audiences
         return JSONResponse(document)
+
+    async def _audience_counts(self) -> dict[str, dict[str, Any]]:
+        assert self.audiences is not None
+        try:
+            rows = await self.committer.read(self.outbox.audience_rows)
+        except StorageError as error:
+            return {"error": {"reason": str(error)}}
+        return audience_counts(rows, self.audiences.segment_of)
 
     async def _prune_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -219,6 +253,9 @@ class _Relay:
         metadata = self.metadata
         if metadata is not None:
             workers.append(supervised("metadata deliverer", lambda: self.engine.run(metadata, stop), stop))
+        audiences = self.audiences
+        if audiences is not None:
+            workers.append(supervised("audiences deliverer", lambda: self.engine.run(audiences, stop), stop))
         yield
         stop.set()
         self.engine.wake()

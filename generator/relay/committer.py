@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from generator.errors import StorageError
+from generator.relay.audience_store import MembershipOutcome
 from generator.relay.health import Health
 from generator.relay.outbox import NewEvent, Outbox, Outcome, Pending
 
@@ -49,7 +50,7 @@ class _Claim:
 class _Queue:
     adds: list[_Add] = field(default_factory=list)
     claims: list[_Claim] = field(default_factory=list)
-    outcomes: list[Outcome] = field(default_factory=list)
+    outcomes: list[Outcome | MembershipOutcome] = field(default_factory=list)
 
 
 class Committer:
@@ -102,7 +103,7 @@ class Committer:
         self._work.set()
         return await answer
 
-    def settle(self, outcome: Outcome) -> None:
+    def settle(self, outcome: Outcome | MembershipOutcome) -> None:
         """Queue an outcome; it is written before the next claim, and retried until it is."""
         self._queue.outcomes.append(outcome)
         self._work.set()
@@ -153,7 +154,7 @@ class Committer:
         queue = self._queue
         if queue.outcomes:
             outcomes = list(queue.outcomes)
-            await self.write(lambda: self.outbox.settle(outcomes))
+            await self.write(lambda: _settle_all(self.outbox, outcomes))
             del queue.outcomes[: len(outcomes)]
             for listener in self._listeners:
                 listener()
@@ -218,6 +219,16 @@ class Committer:
         """Stop the worker threads."""
         self._writer.shutdown(wait=True)
         self._reader.shutdown(wait=True)
+
+
+def _settle_all(outbox: Outbox, outcomes: Sequence[Outcome | MembershipOutcome]) -> None:
+    """Events' outcomes, then audience memberships' (each kind in one transaction)."""
+    events = [outcome for outcome in outcomes if not isinstance(outcome, MembershipOutcome)]
+    memberships = [outcome for outcome in outcomes if isinstance(outcome, MembershipOutcome)]
+    if events:
+        outbox.settle(events)
+    if memberships:
+        outbox.settle_memberships(memberships)
 
 
 def _take_adds(queue: _Queue) -> list[_Add]:

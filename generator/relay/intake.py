@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from generator.audiences_config import AudienceSettings
 from generator.fql import evaluate_fql
 from generator.metadata_config import MetadataSettings
+from generator.relay.audiences import AUDIENCES, audience_key, check_membership_age, membership
 from generator.relay.convert import (
     RejectedEvent,
     VisitorRule,
@@ -124,6 +126,9 @@ def parse(text: bytes) -> list[Any]:
         raise Refused(400, f"body is not JSON: {str(error)[:200]}") from None
     if isinstance(document, dict) and isinstance(document.get("batch"), list):
         return list(document["batch"])
+    if isinstance(document, list):
+        # Segment's Webhooks (Actions) destination posts a batch as a bare list of events.
+        return document
     return [document]
 
 
@@ -132,19 +137,32 @@ def convert(
     visitor_rule: VisitorRule,
     selected: Any,
     metadata: MetadataSettings | None = None,
+    audiences: AudienceSettings | None = None,
+    *,
     inspect: Callable[[dict[str, Any], str], None] | None = None,
 ) -> Converted:
     """Each event checked and converted to what is stored; refusals name the event's index and the field.
 
     Identify and group calls go to Pendo's metadata API when the config has `[metadata]`; otherwise they are
-    refused as before (only track events go to the Track Events API). `inspect` sees each track event's Pendo
-    body (and its JSON text) before it is stored.
+    refused as before (only track events go to the Track Events API). With `[audiences]`, Engage's audience calls
+    (identify or track) go to Pendo Segments instead, and only there. `inspect` sees each track event's Pendo body
+    (and its JSON text) before it is stored.
     """
     result = Converted()
     now_ms = time.time() * 1000
     for index, event in enumerate(events):
         try:
             check_sendable(event)
+            key = audience_key(event) if audiences is not None else None
+            if audiences is not None and key is not None:
+                if not audiences.sends(key):
+                    result.skipped += 1
+                    continue
+                call = membership(event, key, audiences)
+                check_membership_age(call.timestamp_ms, now_ms)
+                result.events.append(NewEvent(f"{call.message_id}#audience", AUDIENCES, call.body(), call.timestamp_ms))
+                result.origins.append(index)
+                continue
             if metadata is not None and isinstance(event, dict) and event.get("type") in METADATA_CALLS:
                 rows = metadata_rows(event, metadata, visitor_rule, now_ms)
                 result.dropped.extend({"index": index, "reason": reason} for reason in rows.dropped)

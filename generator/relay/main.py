@@ -6,10 +6,12 @@ import logging
 import os
 from pathlib import Path
 
+from generator.audiences_config import DEFAULT_INTEGRATION_KEY_ENV
 from generator.config_loader import load_config
 from generator.errors import GeneratorError
 from generator.regions import track_events_url
 from generator.relay.app import RelaySettings, create_app
+from generator.relay.audience_delivery import AudienceDelivery
 from generator.relay.delivery import track_destination
 from generator.relay.engine import DeliverySettings
 from generator.relay.metadata import app_base_url
@@ -35,8 +37,9 @@ def run_relay(  # noqa: PLR0917  (the command's options, one to one)
     """Serve until interrupted; GeneratorError (StorageError for the outbox) when it cannot start."""
     config = load_config(config_path)
     needed = ["PENDO_TRACK_EVENT_SECRET", "RELAY_SHARED_SECRET"]
-    if config.metadata is not None:
-        needed.append(config.metadata.secret_env)  # the Integration Key of [metadata] secret_env
+    key_env = config.metadata.secret_env if config.metadata is not None else DEFAULT_INTEGRATION_KEY_ENV
+    if config.metadata is not None or config.audiences is not None:
+        needed.append(key_env)  # the Integration Key: [metadata] secret_env, which [audiences] shares
     missing = [name for name in needed if not os.environ.get(name)]
     if missing:
         raise GeneratorError(f"set {' and '.join(missing)} in the environment; the relay will not run without them")
@@ -48,6 +51,16 @@ def run_relay(  # noqa: PLR0917  (the command's options, one to one)
             concurrency,
         )
         if config.metadata is not None
+        else None
+    )
+    audiences = (
+        AudienceDelivery(
+            config.audiences,
+            (metadata_url or app_base_url(config.pendo.region)).rstrip("/"),
+            os.environ[key_env],
+            concurrency,
+        )
+        if config.audiences is not None
         else None
     )
     destination = track_destination(
@@ -62,11 +75,13 @@ def run_relay(  # noqa: PLR0917  (the command's options, one to one)
         prune_every_seconds=prune_every_seconds,
         client_timeout_seconds=client_timeout_seconds,
         metadata=metadata,
+        audiences=audiences,
         delivery=DeliverySettings(max_rate=max_rate),
     )
     outbox, where = open_outbox(db)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     also = f" and {metadata.base_url}/api/v1/metadata" if metadata is not None else ""
+    also += f" and {audiences.base_url}/api/v1/segment" if audiences is not None else ""
     print(f"relay on http://{host}:{port}/ → {destination.url}{also} (outbox {where})", flush=True)
     serve(create_app(outbox, settings), host, port, header_seconds=client_timeout_seconds)
     return 0

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from generator.relay.audience_store import AudienceRow
 
 BRAKE_STATES = ("closed", "open", "probing")
 
@@ -75,5 +78,44 @@ def limits_text(counts: dict[str, int]) -> str:
         "# HELP relay_pendo_limit_events_total Track events sent that Pendo will not show in full, by why.",
         "# TYPE relay_pendo_limit_events_total counter",
         *(f'relay_pendo_limit_events_total{{kind="{_label(kind)}"}} {count}' for kind, count in counts.items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def audience_counts(rows: Sequence[AudienceRow], known: Callable[[str], str | None]) -> dict[str, dict[str, Any]]:
+    """Per audience: its Pendo segment and the memberships added, removed, failed and pending (all relays)."""
+    return {
+        row.audience: {
+            "segment": row.segment_id or known(row.audience),
+            "added": row.added,
+            "removed": row.removed,
+            "failed": row.failed,
+            "pending": row.pending,
+        }
+        for row in rows
+    }
+
+
+def audience_prometheus(counts: dict[str, dict[str, Any]]) -> str:
+    """The audience counts as Prometheus metrics (empty without [audiences])."""
+    if not counts:
+        return ""
+    lines = [
+        "# HELP relay_audience_memberships_total Audience memberships written to Pendo segments, by outcome.",
+        "# TYPE relay_audience_memberships_total counter",
+    ]
+    for audience, row in counts.items():
+        labels = f'audience="{_label(audience)}",segment="{_label(str(row.get("segment") or ""))}"'
+        lines += [
+            f'relay_audience_memberships_total{{{labels},outcome="{name}"}} {row.get(name, 0)}'
+            for name in ("added", "removed", "failed")
+        ]
+    lines += [
+        "# HELP relay_audience_pending Audience memberships waiting to be written.",
+        "# TYPE relay_audience_pending gauge",
+        *(
+            f'relay_audience_pending{{audience="{_label(audience)}"}} {row.get("pending", 0)}'
+            for audience, row in counts.items()
+        ),
     ]
     return "\n".join(lines) + "\n"

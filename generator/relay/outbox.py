@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeGuard
 
 from generator.errors import StorageError
+from generator.relay.audience_store import AudienceStore, SqliteAudiences, fold_sqlite, prepare_sqlite
 
 COUNTERS = ("received", "duplicates", "delivered", "retried", "dead_lettered", "pending")
 # Below this much free space the relay would refuse events soon after starting; better to say so at once.
@@ -98,8 +99,11 @@ class Released:
 Outcome = Delivered | RetryLater | DeadLetter | Released
 
 
-class Outbox(Protocol):
-    """What the relay needs from its storage; see the module's docstring for the contract."""
+class Outbox(AudienceStore, Protocol):
+    """What the relay needs from its storage; see the module's docstring for the contract.
+
+    Audience memberships have their own methods (AudienceStore, in `audience_store`).
+    """
 
     def add_many(self, events: Sequence[NewEvent]) -> list[bool]:
         """Store the events in one durable transaction; per event, False when its messageId was seen before."""
@@ -230,7 +234,7 @@ def _execute_all(db: sqlite3.Connection, script: str) -> None:
             db.execute(statement)
 
 
-class SqliteOutbox:
+class SqliteOutbox(SqliteAudiences):
     """The outbox in a SQLite file (WAL): a crash or restart keeps every accepted event.
 
     One process owns the file (a lock file says so), so leases left by a previous run are released on opening.
@@ -302,6 +306,7 @@ class SqliteOutbox:
                             "AND destination != 'track' AND json_valid(body)"
                         )
             _execute_all(db, INDEXES)
+            prepare_sqlite(db, time.time())
             has_pending = db.execute("SELECT 1 FROM counters WHERE name = 'pending'").fetchone()
             for name in COUNTERS:
                 db.execute("INSERT OR IGNORE INTO counters VALUES (?, 0)", (name,))
@@ -360,7 +365,9 @@ class SqliteOutbox:
                 ).rowcount
                 stored.append(bool(inserted))
             new = sum(stored)
-            self._add_to(db, {"received": new, "pending": new, "duplicates": len(stored) - new})
+            # Engage audience calls wait as memberships (see audience_store), not as events.
+            folded = fold_sqlite(db, events, stored, now)
+            self._add_to(db, {"received": new, "pending": new - folded, "duplicates": len(stored) - new})
         return stored
 
     @staticmethod

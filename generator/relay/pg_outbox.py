@@ -43,6 +43,7 @@ from generator.relay.outbox import (
     Released,
     RetryLater,
 )
+from generator.relay.pg_audience_store import PostgresAudiences, fold_pg, prepare_audiences, reap_audiences
 
 T = TypeVar("T")
 SCHEMA_VERSION = 2
@@ -197,7 +198,7 @@ def _key_old_metadata_entries(db: psycopg.Connection[Any]) -> None:
         )
 
 
-class PostgresOutbox:
+class PostgresOutbox(PostgresAudiences):
     """The outbox in a PostgreSQL database that several relays share.
 
     One connection writes (the relay has one writer thread) and holds this relay's owner lock; a few more read
@@ -305,6 +306,7 @@ class PostgresOutbox:
                 "ON CONFLICT (name, shard) DO UPDATE SET value = counters.value + EXCLUDED.value",
                 {"app": APP_KEY},
             )
+            prepare_audiences(db)
             self._reap(db)
 
     def _reap(self, db: psycopg.Connection[Any]) -> None:
@@ -315,7 +317,12 @@ class PostgresOutbox:
             "AND leased_by NOT IN (" + LIVE_OWNERS + ") FOR UPDATE SKIP LOCKED)",
             {"app": APP_KEY},
         )
+        reap_audiences(db, LIVE_OWNERS, APP_KEY)
         self._next_reap = time.monotonic() + REAP_SECONDS
+
+    def _reap_if_due(self, db: psycopg.Connection[Any]) -> None:
+        if time.monotonic() >= self._next_reap:
+            self._reap(db)
 
     @contextmanager
     def _transaction(self, *, durable: bool = True) -> Iterator[psycopg.Connection[Any]]:
@@ -379,7 +386,9 @@ class PostgresOutbox:
                 stored.append(key in inserted)
                 inserted.discard(key)  # a second copy in the same group is a duplicate of the first
             new = sum(stored)
-            self._add_to(db, {"received": new, "pending": new, "duplicates": len(stored) - new})
+            # Engage audience calls wait as memberships (see audience_store), not as events.
+            folded = fold_pg(db, events, stored)
+            self._add_to(db, {"received": new, "pending": new - folded, "duplicates": len(stored) - new})
         return stored
 
     def _add_to(self, db: psycopg.Connection[Any], amounts: dict[str, int]) -> None:
