@@ -319,11 +319,15 @@ def _make_parser() -> argparse.ArgumentParser:
         "serve",
         help="build and serve the demo page on localhost",
         description=(
-            "Build the script for --config and serve the demo page with local copies of analytics.js and the "
-            "Pendo agent; rebuilds when the config or a template changes. Nothing is fetched from the internet."
+            "Build the script for --config (default: the bundled example config) and serve the demo page with "
+            "local copies of analytics.js and the Pendo agent (npm's @pendo/agent where serve runs, else the test "
+            "kit's recording stand-in); rebuilds when the config or a template changes. Nothing is fetched from "
+            "the internet."
         ),
     )
-    _add_config_argument(serve)
+    serve.add_argument(
+        "--config", type=_path, metavar="PATH", help="the TOML config file (default: the bundled example config)"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000; 0 picks one)")
     serve.add_argument("--open", action="store_true", help="open the page in the default browser")
@@ -496,18 +500,21 @@ def _run_serve(arguments: argparse.Namespace) -> int:
     import webbrowser  # noqa: PLC0415
 
     from generator.demo.server import make_server  # noqa: PLC0415
+    from generator.paths import DEMO_CONFIG  # noqa: PLC0415
 
     if arguments.out is not None:
         output_folder("--out", arguments.out)
     free_port(arguments.host, arguments.port)
+    config = arguments.config or DEMO_CONFIG
+    shown = arguments.config or "the bundled example config"
     with tempfile.TemporaryDirectory(prefix="segment-pendo-demo-") as temporary:
         build_dir = arguments.out or Path(temporary)
         try:
-            server = make_server(arguments.config, host=arguments.host, port=arguments.port, build_dir=build_dir)
+            server = make_server(config, host=arguments.host, port=arguments.port, build_dir=build_dir)
         except OSError as error:  # taken between the check and the bind
             raise GeneratorError(f"--port {arguments.port}: cannot listen ({error.strerror}); pass another") from None
         url = f"http://{arguments.host}:{server.server_address[1]}/"
-        print(f"serving the demo for {arguments.config} at {url} (builds in {build_dir}; Ctrl-C to stop)", flush=True)
+        print(f"serving the demo for {shown} at {url} (builds in {build_dir}; Ctrl-C to stop)", flush=True)
         if arguments.open:
             webbrowser.open(url)
         # A service manager's SIGTERM stops it as Ctrl-C does, so the temporary builds are removed.

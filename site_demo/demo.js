@@ -78,6 +78,12 @@
     if (entry.source === 'segment') {
       showGuideEvent(entry);
     }
+    if (entry.source === 'pendo' && entry.endpoint === 'segment-pendo-kit') {
+      var call = entry.payloads[0] || {};
+      addItem('pendo-event pendo-call', 'pendo.' + call.method,
+        'called on the stand-in agent (the real agent would send it to Pendo)', call.args);
+      return;
+    }
     if (entry.source !== 'pendo' || entry.endpoint !== 'ptm.gif') {
       return;
     }
@@ -166,8 +172,9 @@
     error.textContent = state.buildError || '';
     var missing = document.getElementById('agent-missing');
     missing.hidden = !state.agentMissing;
-    missing.textContent = state.agentMissing ? 'The Pendo agent is not installed where serve runs: ' +
-      'run npm install @pendo/agent in that folder to see what Pendo receives.' : '';
+    missing.textContent = state.agentMissing ? 'Pendo\'s agent is not installed where serve runs, so this page ' +
+      'uses segment-pendo\'s recording stand-in: the Pendo column shows each call the script made on it. To see ' +
+      'what the real agent sends, run npm install @pendo/agent@' + state.agentVersion + ' in that folder.' : '';
   }
 
   function showConfig(state) {

@@ -16,6 +16,7 @@ from email.parser import Parser
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import ConsoleMessage, Page, Response, expect
 
 from generator.pipeline import build
 from tests.support.installed_wheel import CHECKOUT, Installed
@@ -174,8 +175,9 @@ def test_serve_works_from_the_wheel_and_writes_nothing_into_site_packages(
     assert status == 200 and len(analytics) > 50_000
     state = json.loads(get(url + "demo/state")[1])
     assert state["region"] == "eu" and state["config"] == "pendo.toml" and state["agentMissing"] is True
+    # Without npm's agent where serve runs, the page gets the test kit's recording stand-in.
     status, agent = get(url + "agent/static/current/pendo.js")
-    assert status == 404 and b"npm install @pendo/agent@" in agent
+    assert status == 200 and b"segment-pendo-stand-in" in agent and b'"stand-in" agent' in agent
     # With the agent's npm package in the folder serve runs from, the real agent is served for the config's region.
     (installed.work / "node_modules" / "@pendo").mkdir(parents=True)
     (installed.work / "node_modules" / "@pendo" / "agent").symlink_to(CHECKOUT / "node_modules" / "@pendo" / "agent")
@@ -271,3 +273,58 @@ def test_audiences_list_runs_from_the_wheel_without_the_relay_extra(installed: I
         )
     finally:
         shutil.rmtree(folder)
+
+
+@pytest.mark.browser
+def test_the_demo_from_the_wheel_in_an_empty_folder_loads_without_a_failed_request_or_console_error(
+    installed: Installed, tmp_path: Path, page: Page
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    process = subprocess.Popen(
+        [str(installed.command), "serve", "--port", "0"],
+        cwd=empty,
+        env={**installed.env(), "HOME": str(tmp_path)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _demo_loads_cleanly(process, page)
+    finally:
+        process.kill()
+        process.wait()
+    assert os.listdir(empty) == []
+
+
+def _demo_loads_cleanly(process: subprocess.Popen[str], page: Page) -> None:
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    match = re.search(r"at (http://127\.0\.0\.1:\d+/) ", line)
+    assert match, line + (process.stderr.read() if process.poll() is not None and process.stderr else "")
+    assert "npm" not in line and "checkout" not in line
+    url = match.group(1)
+    failures: list[str] = []
+    page.on("requestfailed", lambda request: failures.append(f"failed: {request.url}"))
+
+    def answered(response: Response) -> None:
+        if response.status >= 400:
+            failures.append(f"{response.status}: {response.url}")
+
+    def console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            failures.append(f"console: {message.text}")
+
+    page.on("response", answered)
+    page.on("console", console)
+    page.on("pageerror", lambda error: failures.append(f"page error: {error}"))
+    page.goto(url)
+    notice = page.locator("#agent-missing")
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("recording stand-in")
+    expect(page.locator("#pendo-log")).to_contain_text("pendo.initialize", timeout=15_000)
+    page.evaluate("() => analytics.identify('u-wheel', { plan: 'pro' })")
+    expect(page.locator("#pendo-log")).to_contain_text("pendo.identify", timeout=15_000)
+    expect(page.locator("#pendo-log")).to_contain_text("u-wheel")
+    page.wait_for_timeout(500)
+    assert failures == []

@@ -28,6 +28,7 @@ from generator.paths import ANALYTICS_NEXT_DIR, SITE_DIR
 from generator.pipeline import build
 from generator.regions import track_events_url
 from generator.tag import script_tag
+from generator.testing.agents import AgentSource
 from generator.watch import source_fingerprint
 
 ANALYTICS_NEXT = ANALYTICS_NEXT_DIR
@@ -39,6 +40,8 @@ _SITE_FILES = {
     "/segment-snippet.js": ("segment-snippet.js", "application/javascript"),
     "/bench.html": ("bench.html", "text/html; charset=utf-8"),
 }
+# Where the stand-in agent's recorder posts each call the page made (see generator/testing/recorder.js).
+STAND_IN_CALLS = "segment-pendo-kit"
 _AGENT = re.compile(r"^/agent/static/([^/]+)/pendo\.js$")
 MAX_LOG_ENTRIES = 2_000
 
@@ -202,6 +205,7 @@ def _handler_for(state: DemoState) -> type[BaseHTTPRequestHandler]:
                     "manifest": manifest,
                     "tag": script_tag(manifest) if manifest else "",
                     "agentMissing": local_agent.find_agent_package() is None,
+                    "agentVersion": local_agent.AGENT_VERSION,
                     "buildError": state.build_error,
                     "writeKey": DEMO_WRITE_KEY,
                     "log": [entry for entry in state.log if entry["seq"] >= since],
@@ -213,13 +217,18 @@ def _handler_for(state: DemoState) -> type[BaseHTTPRequestHandler]:
             config = load_config(state.config_path)
             if api_key == "current":
                 api_key = config.pendo.api_key
-            if local_agent.find_agent_package() is None:
-                self._send(404, local_agent.MISSING.encode(), "text/plain")
-                return
-            script = local_agent.agent_script(api_key, config.pendo.region, state.origin)
+            package = local_agent.find_agent_package()
+            if package is None:
+                # Without npm's agent the page gets the test kit's recording stand-in, and the page says so.
+                script = AgentSource(None).script(api_key, config.pendo.region, state.origin)
+            else:
+                script = local_agent.agent_script_for(package, api_key, config.pendo.region, state.origin)
             self._send(200, script.encode(), "application/javascript")
 
         def _pendo_data(self, endpoint: str, body: str | None) -> None:
+            if endpoint == STAND_IN_CALLS:
+                self._stand_in_call(body)
+                return
             state.record("pendo", {"endpoint": endpoint, "payloads": jzb_payloads(self.path, body)})
             if endpoint == "guide.json":
                 self._guide_list()
@@ -227,6 +236,15 @@ def _handler_for(state: DemoState) -> type[BaseHTTPRequestHandler]:
                 self._send(200, TRANSPARENT_GIF, "image/gif")
             else:
                 self._send(200, b"{}", "application/json")
+
+        def _stand_in_call(self, body: str | None) -> None:
+            try:
+                call = json.loads(body or "")
+            except json.JSONDecodeError:
+                call = None
+            if isinstance(call, dict):
+                state.record("pendo", {"endpoint": STAND_IN_CALLS, "payloads": [call]})
+            self._send(204, b"", "text/plain")
 
         def _guide_list(self) -> None:
             # The demo's guides launch from the page's buttons (launchMethod "api"), not by themselves.
