@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import shutil
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ from playwright.sync_api import Page
 from generator.paths import SITE_DIR
 from generator.testing.receivers import PendoReceiver, SegmentReceiver
 from tests.conftest import BuildScript
+from tests.support.static_site import serving_folder
 
 PAGE = """<!doctype html><html><head><title>App</title>
 <script src="/segment-snippet.js" data-write-key="wk_kit"></script>
@@ -27,23 +25,14 @@ analytics.track('Report Exported', {{ format: 'csv' }});
 """
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def site(tmp_path: Path, build_script: BuildScript) -> Iterator[tuple[str, Path]]:
     """A folder served on localhost holding the snippet and a build of the default config."""
     script = build_script()
     shutil.copy(script, tmp_path / "segment-pendo.min.js")
     shutil.copy(SITE_DIR / "segment-snippet.js", tmp_path / "segment-snippet.js")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(tmp_path)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", tmp_path
-    server.shutdown()
-    server.server_close()
+    with serving_folder(tmp_path) as origin:
+        yield origin, tmp_path
 
 
 def _open(page: Page, site: tuple[str, Path], *, tagged: bool = True, name: str = "index.html") -> None:

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import shutil
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from generator.paths import SITE_DIR
 from generator.pipeline import build
+from tests.support.static_site import serving_folder
 
 SNIPPET = '<script src="/segment-snippet.js" data-write-key="wk_verify"></script>'
 TAG = '<script src="/segment-pendo.min.js" integrity="{sri}" crossorigin="anonymous"></script>'
@@ -26,11 +24,6 @@ PAGES = {
     "no-analytics.html": TAG,
     "no-tag.html": SNIPPET + CALLS,
 }
-
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +39,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
         (folder / name).write_text(
             f"<!doctype html><html><head>{body.replace('{sri}', sri)}</head><body></body></html>"
         )
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", folder
-    server.shutdown()
-    server.server_close()
+    with serving_folder(folder) as origin:
+        yield origin, folder
 
 
 def verify(folder: Path, *arguments: str) -> subprocess.CompletedProcess[str]:

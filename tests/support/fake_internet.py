@@ -16,6 +16,7 @@ from playwright.sync_api import BrowserContext, Page, Route
 from generator.demo import local_agent as pendo_agent
 from generator.demo.beacons import TRANSPARENT_GIF, jzb_payloads
 from generator.paths import NODE_MODULES
+from generator.testing.network import segment_settings
 
 SITE = "https://shop.example"
 RUDDERSTACK_DATA_PLANE = "https://dataplane.shop.example"
@@ -143,25 +144,12 @@ class FakeInternet:
         elif _SEGMENT_LOADER.match(path):
             route.fulfill(path=ANALYTICS_NEXT / "standalone.js", content_type="application/javascript")
         elif match := _SEGMENT_SETTINGS.match(path):
-            route.fulfill(json=self._segment_settings(match.group(1)))
+            route.fulfill(json=segment_settings(match.group(1)))
         elif path.startswith("/analytics-next/bundles/") and (ANALYTICS_NEXT / Path(path).name).is_file():
             route.fulfill(path=ANALYTICS_NEXT / Path(path).name, content_type="application/javascript")
         else:
             self.unexpected.append(route.request.url)
             route.fulfill(status=404, body="")
-
-    def _segment_settings(self, write_key: str) -> dict[str, Any]:
-        return {
-            "integrations": {"Segment.io": {"apiKey": write_key, "apiHost": "api.segment.io/v1"}},
-            "plan": {"track": {"__default": {"enabled": True, "integrations": {}}}},
-            "edgeFunction": {},
-            "analyticsNextEnabled": True,
-            "middlewareSettings": {},
-            "enabledMiddleware": {},
-            "metrics": {"sampleRate": 0},
-            "legacyVideoPluginsEnabled": False,
-            "remotePlugins": [],
-        }
 
     def _segment_api(self, route: Route) -> None:
         self._record_json_body(route, self.segment_events)
