@@ -1,6 +1,6 @@
 """Command line: `segment-pendo <command>` (or `python -m generator <command>`).
 
-Commands: build, check, import-segment, bench, bench-relay, webhook, relay, serve.
+Commands: build, check, import-segment, bench, bench-relay, webhook, relay, dead-letters, serve.
 
 Exit 0 ok, 1 bad input, 2 usage error, 3 the relay's storage is unusable. No input gives a traceback: every
 problem is one line.
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from generator import __version__
 from generator.arguments import free_port, output_file, output_folder
+from generator.dead_letters_cli import add_dead_letter_commands
 from generator.errors import GeneratorError, StorageError
 
 if TYPE_CHECKING:
@@ -292,7 +293,9 @@ def _make_parser() -> argparse.ArgumentParser:
         default=10,
         help="seconds a sender gets for its headers, twice that for its body (default 10)",
     )
+    relay.add_argument("--dead-letter-days", type=_positive, default=14, help="days dead letters are kept (default 14)")
     relay.set_defaults(run=_run_relay)
+    add_dead_letter_commands(commands)
 
     serve = commands.add_parser(
         "serve",
@@ -470,6 +473,7 @@ def _run_relay(arguments: argparse.Namespace) -> int:
         prune_every_seconds=arguments.prune_every,
         client_timeout_seconds=arguments.client_timeout,
         metadata_url=arguments.pendo_metadata_url,
+        dead_letter_days=arguments.dead_letter_days,
     )
 
 

@@ -1,7 +1,8 @@
 """The relay's HTTP side: Segment-spec events in (single or batch), authenticated, size-limited, stored.
 
 Its lifespan runs the background tasks, each supervised: the committer (every write to the outbox), the
-deliverer (one loop per destination) and the pruner.
+deliverer (one loop per destination), the pruner and the outbox watch (readiness; opening an outbox that could
+not be opened at start). /livez, /readyz and /healthz answer for the relay itself, never for Pendo's health.
 """
 
 from __future__ import annotations
@@ -9,33 +10,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from generator.errors import StorageError
 from generator.fql import parse_fql
 from generator.relay.auth import NO_CREDENTIALS, header_problem, signature_matches
+from generator.relay.client_faults import ClientFaults
 from generator.relay.committer import Committer
 from generator.relay.convert import PENDO_MAX_AGE_MS, VisitorRule
 from generator.relay.delivery import TRACK, Deliverer, DeliverySettings, Destination
 from generator.relay.health import Health, supervise
-from generator.relay.intake import Converted, Refused, convert, decoded, parse, read_body
+from generator.relay.intake import SINGLE_CALLS, Converted, Refused, convert, decoded, parse, read_body
+from generator.relay.late_outbox import LateOutbox
 from generator.relay.metadata_delivery import MetadataDeliverer, MetadataDelivery
-from generator.relay.metrics import prometheus_text
+from generator.relay.metrics import operations_text, prometheus_text
 from generator.relay.outbox import Outbox
+from generator.relay.readiness import Readiness
 
 DAY_MS = 24 * 3600 * 1000
 # Parsing and converting a body this large takes long enough to hold up other requests: a worker thread does it.
 OFFLOAD_BYTES = 32 * 1024
 RECENT_DEAD_LETTERS = 100
 PRUNE_CHUNK = 5_000
+# /healthz counts the backlog of every destination (a scan of what waits): the longest a count is reused.
+BACKLOG_SECONDS = 5.0
+RETRY_AFTER_SECONDS = "10"
 
 
 @dataclass(frozen=True)
@@ -55,15 +63,21 @@ class RelaySettings:
     client_timeout_seconds: float = 10.0
     # The config's [metadata] with the Integration Key: identify and group calls go to Pendo's metadata API.
     metadata: MetadataDelivery | None = None
+    # Dead letters older than this are forgotten by the pruner.
+    dead_letter_days: float = 14.0
 
 
-def create_app(outbox: Outbox, settings: RelaySettings) -> Starlette:
-    """The ASGI app; its lifespan runs the background tasks."""
-    relay = _Relay(outbox, settings)
+def create_app(outbox: Outbox | LateOutbox, settings: RelaySettings, faults: ClientFaults | None = None) -> Starlette:
+    """The ASGI app; its lifespan runs the background tasks. Senders' faults are counted in faults."""
+    late = outbox if isinstance(outbox, LateOutbox) else LateOutbox(lambda: outbox, "")
+    relay = _Relay(late, settings, faults or ClientFaults())
     routes = [
         Route("/v1/track", relay.receive, methods=["POST"]),
         Route("/v1/batch", relay.receive, methods=["POST"]),
         Route("/", relay.receive, methods=["POST"]),
+        *(Route(f"/v1/{call}", partial(relay.receive, call=call), methods=["POST"]) for call in SINGLE_CALLS[1:]),
+        Route("/livez", relay.livez, methods=["GET"]),
+        Route("/readyz", relay.readyz, methods=["GET"]),
         Route("/healthz", relay.healthz, methods=["GET"]),
         Route("/metrics", relay.metrics, methods=["GET"]),
     ]
@@ -73,11 +87,17 @@ def create_app(outbox: Outbox, settings: RelaySettings) -> Starlette:
 class _Relay:
     """The handlers and background tasks over one outbox."""
 
-    def __init__(self, outbox: Outbox, settings: RelaySettings) -> None:
+    def __init__(self, outbox: LateOutbox, settings: RelaySettings, faults: ClientFaults) -> None:
         self.outbox = outbox
         self.settings = settings
+        self.faults = faults
         self.health = Health()
         self.committer = Committer(outbox, self.health)
+        self.readiness = Readiness(outbox, self.committer, self.health)
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.stopping = False
+        self.not_forwarded: Counter[str] = Counter()
+        self._backlog: tuple[float, float, dict[str, tuple[int, float]] | None] = (0.0, 0.0, None)
         self.deliverer = Deliverer(self.committer, settings.destinations, settings.delivery, self.health)
         self.metadata = (
             MetadataDeliverer(self.committer, settings.metadata, settings.delivery, self.health)
@@ -85,15 +105,18 @@ class _Relay:
             else None
         )
         self.selected = parse_fql(settings.subscribe)
+        self.readiness.on_open(self.deliverer.wake)
+        if self.metadata is not None:
+            self.readiness.on_open(self.metadata.wake)
 
-    def _parse_and_convert(self, plain: bytes) -> Converted:
+    def _parse_and_convert(self, plain: bytes, call: str | None) -> Converted:
         metadata = self.settings.metadata.settings if self.settings.metadata is not None else None
-        return convert(parse(plain), self.settings.visitor_rule, self.selected, metadata)
+        return convert(parse(plain, call), self.settings.visitor_rule, self.selected, metadata)
 
     def _paused(self) -> dict[str, float]:
         return self.deliverer.paused() | (self.metadata.paused() if self.metadata is not None else {})
 
-    async def receive(self, request: Request) -> Response:
+    async def receive(self, request: Request, call: str | None = None) -> Response:
         secret = self.settings.shared_secret
         problem = header_problem(request.headers, secret)
         if problem is not None:
@@ -105,50 +128,115 @@ class _Relay:
                 return _error(401, NO_CREDENTIALS)
             plain = decoded(body, request.headers.get("content-encoding", ""))
             if len(plain) > OFFLOAD_BYTES:
-                converted = await asyncio.to_thread(self._parse_and_convert, plain)
+                converted = await asyncio.to_thread(self._parse_and_convert, plain, call)
             else:
-                converted = self._parse_and_convert(plain)
+                converted = self._parse_and_convert(plain, call)
         except Refused as refusal:
+            if refusal.status == 408:
+                self.faults.note("slow_body")
             return _error(refusal.status, refusal.reason)
+        except ClientDisconnect:
+            # Nobody is left to answer; what arrived of the body is dropped, nothing was stored.
+            self.faults.note("disconnected")
+            return Response(status_code=400)
+        self.not_forwarded.update(converted.not_forwarded)
         stored: list[bool] = []
         if converted.events:
             try:
                 stored = await self.committer.add(converted.events)
             except StorageError as error:
-                return _error(503, f"the relay cannot store events now: {error}", {"Retry-After": "10"})
+                return _error(503, f"the relay cannot store events now: {error}", {"Retry-After": RETRY_AFTER_SECONDS})
             if any(event.destination == TRACK for event in converted.events):
                 self.deliverer.wake()
             if self.metadata is not None and any(event.destination != TRACK for event in converted.events):
                 self.metadata.wake()
-        accepted, duplicates = converted.counts(stored)
-        counts: dict[str, Any] = {
-            "accepted": accepted,
-            "duplicates": duplicates,
-            "skipped": converted.skipped,
-            "rejected": converted.rejected,
-        }
-        if converted.dropped:
-            counts["dropped"] = converted.dropped
-        status = 422 if converted.rejected and not (stored or converted.skipped) else 200
-        return JSONResponse(counts, status_code=status)
+        return _answer(converted, stored)
 
     def _may_see_details(self, request: Request) -> bool:
         private = self.settings.private_details
         return not private or header_problem(request.headers, self.settings.shared_secret) is None
 
-    async def healthz(self, request: Request) -> Response:
-        health = self.health
-        document: dict[str, Any] = {"status": "ok" if health.ok else "degraded"}
+    def _dead_tasks(self) -> list[str]:
+        return sorted(name for name, task in self.tasks.items() if task.done()) if not self.stopping else []
+
+    async def livez(self, request: Request) -> Response:
+        """200 while the process serves and every supervised task runs (failing ones are restarted, so they do)."""
+        dead = self._dead_tasks()
+        if not dead:
+            return JSONResponse({"status": "alive"})
+        document: dict[str, Any] = {"status": "dead"}
         if self._may_see_details(request):
+            document["stopped"] = dead
+        return JSONResponse(document, status_code=503)
+
+    async def readyz(self, request: Request) -> Response:
+        """200 when intake can accept and store events; 503 (with Retry-After) while the outbox cannot."""
+        problem = self.readiness.problem
+        if problem is None and not self._dead_tasks():
+            return JSONResponse({"status": "ready"})
+        document: dict[str, Any] = {"status": "not ready"}
+        if self._may_see_details(request):
+            document["reason"] = problem or f"stopped: {', '.join(self._dead_tasks())}"
+        return JSONResponse(document, status_code=503, headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+    async def healthz(self, request: Request) -> Response:
+        """The relay's own state in the status (never Pendo's); every destination's in the details."""
+        problems = self.health.problems()
+        own = {part: problem for part, problem in problems.items() if not part.startswith(DESTINATION_PART)}
+        healthy = not own and not self._dead_tasks()
+        document: dict[str, Any] = {"status": "ok" if healthy else "degraded"}
+        if self._may_see_details(request):
+            backlog = await self._backlog_by_destination()
+            pending = sum(count for count, _ in backlog.values()) if backlog is not None else None
+            document |= {
+                "ready": self.readiness.problem is None,
+                "pending": pending,
+                "problems": problems,
+                "paused": self._paused(),
+                "destinations": self._destinations(problems, backlog),
+            }
+        return JSONResponse(document, status_code=200 if healthy else 503)
+
+    async def _backlog_by_destination(self) -> dict[str, tuple[int, float]] | None:
+        """Per destination, what waits and since when.
+
+        A count is reused for ten times as long as it took (up to BACKLOG_SECONDS): a backlog of millions asked
+        for every second costs little, a small one is exact.
+        """
+        taken, cost, backlog = self._backlog
+        if backlog is None or time.monotonic() - taken > min(BACKLOG_SECONDS, 10 * cost):
+            started = time.monotonic()
             try:
-                pending: int | None = (await self.committer.read(self.outbox.stats))["pending"]
-            except StorageError as error:
-                health.report("storage", f"outbox reads fail: {error}")
-                pending = None
-            problems = health.problems()
-            document |= {"pending": pending, "problems": problems, "paused": self._paused()}
-        document["status"] = "ok" if health.ok else "degraded"
-        return JSONResponse(document, status_code=200 if health.ok else 503)
+                backlog = await self.committer.read(self.outbox.pending_by_destination)
+            except StorageError:
+                return None  # the storage problem is in problems (the committer's or the outbox watch's)
+            self._backlog = (time.monotonic(), time.monotonic() - started, backlog)
+        return backlog
+
+    def _destinations(
+        self, problems: dict[str, str], backlog: dict[str, tuple[int, float]] | None
+    ) -> dict[str, dict[str, Any]]:
+        """One object per destination (more keys may be added to each): its state, problem, backlog and its age."""
+        paused = self._paused()
+        states = [*self.deliverer.states, *(self.metadata.states if self.metadata is not None else [])]
+        names = [state.destination.name for state in states]
+        names += sorted(set(backlog or {}) - set(names))
+        now = time.time()
+        destinations: dict[str, dict[str, Any]] = {}
+        for name in names:
+            problem = problems.get(f"{DESTINATION_PART}{name}")
+            state = "paused" if name in paused else "failing" if problem else "ok"
+            entry: dict[str, Any] = {"state": state}
+            if name in paused:
+                entry["paused_seconds"] = paused[name]
+            if problem:
+                entry["problem"] = problem
+            if backlog is not None:
+                count, oldest = backlog.get(name, (0, now))
+                entry["pending"] = count
+                entry["oldest_pending_seconds"] = round(max(now - oldest, 0.0), 3) if count else None
+            destinations[name] = entry
+        return destinations
 
     async def metrics(self, request: Request) -> Response:
         if not self._may_see_details(request):
@@ -161,8 +249,10 @@ class _Relay:
         states = [*self.deliverer.states, *(self.metadata.states if self.metadata is not None else [])]
         windows = {state.destination.name: state.window for state in states}
         problems = self.health.problems()
+        clients = self.faults.snapshot()
         if _wants_prometheus(request):
             text = prometheus_text(stats, problems, windows, self._paused())
+            text += operations_text(clients, dict(self.not_forwarded), ready=self.readiness.problem is None)
             return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
         group_commit = {"commits": self.committer.intake_commits, "events": self.committer.intake_events}
         document: dict[str, Any] = {
@@ -171,6 +261,8 @@ class _Relay:
             "concurrency": windows,
             "group_commit": group_commit,
             "dead_letters": dead_letters,
+            "clients": clients,
+            "not_forwarded": dict(self.not_forwarded),
         }
         if self.metadata is not None:
             document["metadata"] = {
@@ -182,11 +274,20 @@ class _Relay:
 
     async def _prune_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            if self.outbox.store is None:
+                # Nothing to prune before the outbox opens (the outbox watch says why it has not).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+                continue
             # Any replay of a forgotten messageId is now too old to be accepted, so nothing is delivered
             # twice; a day's margin covers clock differences between senders.
             before = time.time() * 1000 - PENDO_MAX_AGE_MS - DAY_MS
             while await self.committer.write(partial(self.outbox.prune, before, PRUNE_CHUNK)) == PRUNE_CHUNK:
                 await asyncio.sleep(0)  # other writes get their turn between chunks
+            dead_before = time.time() - self.settings.dead_letter_days * DAY_MS / 1000
+            prune_dead = partial(self.outbox.prune_dead_letters, dead_before, PRUNE_CHUNK)
+            while await self.committer.write(prune_dead) == PRUNE_CHUNK:
+                await asyncio.sleep(0)
             self.health.report("pruner", None)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.settings.prune_every_seconds)
@@ -200,13 +301,17 @@ class _Relay:
 
         writer = supervised("committer", lambda: self.committer.run(stop_writes), stop_writes)
         workers = [
+            supervised("outbox", lambda: self.readiness.watch(stop), stop),
             supervised("deliverer", lambda: self.deliverer.run(stop), stop),
             supervised("pruner", lambda: self._prune_forever(stop), stop),
         ]
         metadata = self.metadata
         if metadata is not None:
             workers.append(supervised("metadata deliverer", lambda: metadata.run(stop), stop))
+        names = ["committer", "outbox", "deliverer", "pruner", "metadata deliverer"]
+        self.tasks = dict(zip(names, [writer, *workers], strict=False))
         yield
+        self.stopping = True
         stop.set()
         self.deliverer.wake()
         if metadata is not None:
@@ -217,6 +322,27 @@ class _Relay:
         await writer
         self.committer.close()
         self.outbox.close()
+
+
+DESTINATION_PART = "destination "
+
+
+def _answer(converted: Converted, stored: list[bool]) -> JSONResponse:
+    """What a sender is told: counts by outcome, 422 when nothing in the body could be taken."""
+    accepted, duplicates = converted.counts(stored)
+    counts: dict[str, Any] = {
+        "accepted": accepted,
+        "duplicates": duplicates,
+        "skipped": converted.skipped,
+        "rejected": converted.rejected,
+    }
+    if converted.dropped:
+        counts["dropped"] = converted.dropped
+    not_forwarded = sum(converted.not_forwarded.values())
+    if not_forwarded:
+        counts["not_forwarded"] = not_forwarded
+    status = 422 if converted.rejected and not (stored or converted.skipped or not_forwarded) else 200
+    return JSONResponse(counts, status_code=status)
 
 
 def _wants_prometheus(request: Request) -> bool:

@@ -211,6 +211,18 @@ class Committer:
             log.error("stopping with %d delivery outcomes unwritten: %s", len(queue.outcomes), error)
             queue.outcomes.clear()
 
+    def forget_failure(self) -> None:
+        """The storage answers again and no outcome waits to be written: clear the failure the last write left.
+
+        Without this, a relay that refused intake while its disk was full would say so until the next write, which
+        a load balancer that took it out of service never sends.
+        """
+        if self._failure is not None and not self._queue.outcomes:
+            log.warning("the outbox answers again")
+            self._failure = None
+            self._failing_since = None
+            self.health.report(STORAGE, None)
+
     def close(self) -> None:
         """Stop the worker threads."""
         self._writer.shutdown(wait=True)

@@ -203,6 +203,16 @@ class Relay:
         status, document = self.get("/healthz")
         return status, document or {}
 
+    def quiet(self) -> bool:
+        """/healthz says ok with nothing pending and no problem anywhere (Pendo's included)."""
+        status, document = self.health()
+        return status == 200 and document.get("problems") == {} and document.get("pending") == 0
+
+    def destination(self, name: str = "track") -> dict[str, Any]:
+        """What /healthz says about one destination ({} while it says nothing)."""
+        found: dict[str, Any] = self.health()[1].get("destinations", {}).get(name, {})
+        return found
+
 
 def _complete(received: bytes) -> bool:
     head, _, body = received.partition(b"\r\n\r\n")

@@ -1,0 +1,216 @@
+"""Dead letters in a relay's outbox, for an operator: list them, put them back in the outbox, forget them.
+
+Works on the outbox of running relays: each change is one short transaction, as the relays' own are, and a replayed
+event goes back under its own messageId (its outbox row, kept for deduplication, becomes due again), so it is
+still a duplicate to any sender that sends it again. A SQLite outbox is opened beside the relay that owns it (no
+ownership is taken); a PostgreSQL one through a connection of its own (no owner key, no leases).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from generator.errors import GeneratorError, StorageError
+from generator.relay.metadata_rows import DESTINATIONS, destination_name, entry_id
+from generator.relay.outbox import storage_error
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+# The track deliverer's queue (generator.relay.delivery.TRACK; not imported, so this needs no HTTP client).
+TRACK = "track"
+
+
+@dataclass(frozen=True)
+class DeadLetterEntry:
+    """One dead letter: the call's messageId, where it was going, Pendo's status (0: the relay's own) and reason."""
+
+    message_id: str
+    kind: str
+    status: int | None
+    reason: str
+    failed_at: float
+
+    def as_json(self) -> dict[str, Any]:
+        """As `dead-letters list --json` prints it."""
+        return {
+            "messageId": self.message_id,
+            "kind": self.kind,
+            "status": self.status,
+            "reason": self.reason,
+            "when": iso_time(self.failed_at),
+        }
+
+
+class DeadLetterStore(Protocol):
+    """What the dead-letters commands need from an outbox."""
+
+    where: str
+
+    def entries(self, limit: int) -> list[DeadLetterEntry]:
+        """The most recent dead letters, newest first."""
+
+    def replay(self, message_ids: Sequence[str] | None) -> tuple[int, list[str]]:
+        """Put dead letters back in the outbox (all with None); how many, and the ids given that matched none."""
+
+    def purge(self, before: float | None) -> int:
+        """Forget the dead letters that failed before `before` (all with None); how many."""
+
+    def close(self) -> None:
+        """Let go of the storage."""
+
+
+def iso_time(seconds: float) -> str:
+    """Seconds since the epoch as ISO 8601 in UTC, to the second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def kind_of(entry: str, destination: str | None) -> tuple[str, str]:
+    """(the call's messageId, its destination) of an outbox entry id; an identify or group entry carries a suffix."""
+    for target in DESTINATIONS:
+        suffix = entry_id("", target)
+        if entry.endswith(suffix) and destination in (None, destination_name(target)):
+            return entry.removesuffix(suffix), destination_name(target)
+    return entry, destination or TRACK
+
+
+def entry_ids(message_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Every outbox entry id a given messageId may stand for: itself, and its identify or group entries."""
+    return {given: [given, *(entry_id(given, target) for target in DESTINATIONS)] for given in message_ids}
+
+
+def event_time_ms(body: str) -> int:
+    """The event time a stored body carries (track and metadata bodies both have `timestamp`), else now."""
+    try:
+        stamp = json.loads(body).get("timestamp")
+    except (ValueError, AttributeError):
+        stamp = None
+    return stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else int(time.time() * 1000)
+
+
+def open_store(db: str) -> DeadLetterStore:
+    """The dead letters of the outbox --db names (a SQLite file or a postgresql:// URL)."""
+    if not db.startswith(POSTGRES_SCHEMES):
+        return SqliteDeadLetters(Path(db))
+    try:
+        from generator.relay.pg_dead_letters import PostgresDeadLetters  # noqa: PLC0415  (psycopg is optional)
+    except ImportError:
+        raise GeneratorError(
+            "--db is a PostgreSQL URL but psycopg is not installed; pip install 'segment-pendo[postgres]'"
+        ) from None
+    return PostgresDeadLetters(db)
+
+
+class SqliteDeadLetters:
+    """The dead letters of a SQLite outbox, possibly in use by a running relay."""
+
+    def __init__(self, path: Path) -> None:
+        """Open the outbox file; GeneratorError when there is none, StorageError when it is unusable."""
+        self.where = str(path)
+        if not path.exists():
+            raise GeneratorError(f"--db {path}: no such file; pass the outbox file the relay was given")
+        if path.is_dir():
+            raise GeneratorError(f"--db {path} is a folder; pass the outbox file the relay was given")
+        self.path = path
+        try:
+            self._db = sqlite3.connect(
+                f"file:{urllib.parse.quote(str(path.resolve()))}?mode=rw", uri=True, isolation_level=None
+            )
+            self._db.text_factory = lambda raw: raw.decode("utf-8", "surrogateescape")
+            self._db.execute("PRAGMA busy_timeout = 10000")
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.Error as error:
+            raise storage_error(error, path) from None
+        if not {"outbox", "dead_letters", "counters"} <= tables:
+            self._db.close()
+            raise StorageError(f"outbox {path}: it holds no relay outbox (no dead_letters table); check --db")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise storage_error(error, self.path) from None
+
+    def entries(self, limit: int) -> list[DeadLetterEntry]:
+        """The most recent dead letters, newest first."""
+        try:
+            rows = self._db.execute(
+                "SELECT d.message_id, o.destination, d.status, d.reason, d.failed_at FROM dead_letters d "
+                "LEFT JOIN outbox o ON o.message_id = d.message_id ORDER BY d.failed_at DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        except sqlite3.Error as error:
+            raise storage_error(error, self.path) from None
+        return [
+            DeadLetterEntry(*kind_of(row[0], row[1]), row[2], " ".join(str(row[3] or "").split()), float(row[4]))
+            for row in rows
+        ]
+
+    def replay(self, message_ids: Sequence[str] | None) -> tuple[int, list[str]]:
+        """Put dead letters back in the outbox (all with None); how many, and the ids given that matched none."""
+        now = time.time()
+        with self._transaction() as db:
+            if message_ids is None:
+                chosen = db.execute("SELECT message_id, body FROM dead_letters").fetchall()
+                unknown: list[str] = []
+            else:
+                wanted = entry_ids(message_ids)
+                chosen, unknown = [], []
+                for given, candidates in wanted.items():
+                    marks = ",".join("?" * len(candidates))
+                    found = db.execute(
+                        f"SELECT message_id, body FROM dead_letters WHERE message_id IN ({marks})", candidates
+                    ).fetchall()
+                    chosen += found
+                    if not found:
+                        unknown.append(given)
+            if unknown:
+                return 0, unknown  # all or nothing: a mistyped id replays none
+            replayed = 0
+            for entry, body in chosen:
+                back = db.execute(
+                    "UPDATE outbox SET state = 'pending', body = ?, attempts = 0, next_attempt_at = ?, leased = 0, "
+                    "last_error = NULL WHERE message_id = ? AND state = 'dead'",
+                    (body, now, entry),
+                ).rowcount
+                if not back and db.execute("SELECT 1 FROM outbox WHERE message_id = ?", (entry,)).fetchone() is None:
+                    # Its outbox row was pruned: the entry comes back as it was accepted.
+                    _, destination = kind_of(entry, None)
+                    back = db.execute(
+                        "INSERT INTO outbox (message_id, body, next_attempt_at, created_at, event_time, destination) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (entry, body, now, now, event_time_ms(body), destination),
+                    ).rowcount
+                replayed += back
+                db.execute("DELETE FROM dead_letters WHERE message_id = ?", (entry,))
+            db.execute("UPDATE counters SET value = value + ? WHERE name = 'pending'", (replayed,))
+        return replayed, []
+
+    def purge(self, before: float | None) -> int:
+        """Forget the dead letters that failed before `before` (all with None); how many."""
+        with self._transaction() as db:
+            if before is None:
+                removed: int = db.execute("DELETE FROM dead_letters").rowcount
+            else:
+                removed = db.execute("DELETE FROM dead_letters WHERE failed_at < ?", (before,)).rowcount
+        return removed
+
+    def close(self) -> None:
+        """Close the file."""
+        self._db.close()
