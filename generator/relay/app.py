@@ -72,7 +72,7 @@ def create_app(outbox: Outbox | LateOutbox, settings: RelaySettings, faults: Cli
     late = outbox if isinstance(outbox, LateOutbox) else LateOutbox(lambda: outbox, "")
     relay = _Relay(late, settings, faults or ClientFaults())
     routes = [
-        Route("/v1/track", relay.receive, methods=["POST"]),
+        Route("/v1/track", partial(relay.receive, call="track"), methods=["POST"]),
         Route("/v1/batch", relay.receive, methods=["POST"]),
         Route("/", relay.receive, methods=["POST"]),
         *(Route(f"/v1/{call}", partial(relay.receive, call=call), methods=["POST"]) for call in SINGLE_CALLS[1:]),

@@ -128,7 +128,11 @@ def parse(text: bytes, call: str | None = None) -> list[Any]:
         raise Refused(400, "body is not JSON the relay takes: nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as error:
         raise Refused(400, f"body is not JSON: {str(error)[:200]}") from None
-    if call is not None:
+    if call == "track":
+        # /v1/track has always taken batches and calls of any type too; a call there without a type is a track.
+        if isinstance(document, dict) and "type" not in document and "batch" not in document:
+            return [{**document, "type": "track"}]
+    elif call is not None:
         return [single_call(document, call)]
     if isinstance(document, dict) and isinstance(document.get("batch"), list):
         return list(document["batch"])
