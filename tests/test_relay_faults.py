@@ -461,26 +461,67 @@ def test_an_unusable_outbox_is_one_line_and_exit_3_at_startup(
     assert reason in lines[0]
 
 
-@pytest.mark.parametrize("fault", ["read-only", "full"])
-def test_a_read_only_or_full_disk_is_one_line_and_exit_3_at_startup(
-    tmp_path: Path, pendo: FakePendoTrack, fault: str
-) -> None:
+def test_a_read_only_disk_is_one_line_and_exit_3_at_startup(tmp_path: Path, pendo: FakePendoTrack) -> None:
     with small_disk(tmp_path / "disk", "2m") as disk:
         db = disk / "outbox.sqlite3"
         _outbox_with_events(db, 10)
-        if fault == "read-only":
-            subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-        else:
-            fill(disk)
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
         result = Relay(tmp_path, pendo.url, db=db).run_to_exit()
         assert result.returncode == 3, result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1, result.stderr
-        if fault == "read-only":
-            # Found by the command line's check of --db, before the outbox opens the file.
-            assert lines[0].startswith(f"error: --db {db}: no permission to write in {disk}")
-        else:
-            assert lines[0].startswith(f"error: outbox {db}: the disk is full")
+        # Found by the command line's check of --db, before the outbox opens the file.
+        assert lines[0].startswith(f"error: --db {db}: no permission to write in {disk}")
+
+
+def answer_headers(relay: Relay, request: bytes) -> tuple[int, dict[str, str], Any]:
+    answer = relay.raw(request)
+    head, _, _ = answer.partition(b"\r\n\r\n")
+    headers = dict(
+        (name.strip().lower(), value.strip())
+        for name, _, value in (line.decode("latin-1").partition(":") for line in head.split(b"\r\n")[1:])
+    )
+    return status_of(answer), headers, body_of(answer)
+
+
+def test_a_full_disk_at_start_serves_not_ready_and_becomes_ready_by_itself_once_there_is_space(
+    tmp_path: Path, pendo: FakePendoTrack
+) -> None:
+    with small_disk(tmp_path / "disk", "2m") as disk:
+        db = disk / "outbox.sqlite3"
+        _outbox_with_events(db, 10)
+        filler = fill(disk)
+        relay = Relay(tmp_path, pendo.url, db=db).start()
+        try:
+            assert relay.get("/livez") == (200, {"status": "alive"})
+            status, headers, ready = answer_headers(relay, b"GET /readyz HTTP/1.1\r\nHost: r\r\n\r\n")
+            assert (status, headers["retry-after"], ready["status"]) == (503, "10", "not ready")
+            assert ready["reason"] == f"outbox {db}: the disk is full"
+            batch = json.dumps({"batch": [track(index) for index in range(10, 20)]}).encode()
+            intake = raw_request(
+                f"POST /v1/batch HTTP/1.1\r\nHost: r\r\nAuthorization: {BASIC}\r\nContent-Length: {len(batch)}", batch
+            )
+            status, headers, answer = answer_headers(relay, intake)
+            assert (status, headers["retry-after"]) == (503, "10")
+            assert "the disk is full" in answer["error"]
+            status, health = relay.health()
+            assert (status, health["status"], health["ready"]) == (503, "degraded", False)
+            assert "the disk is full; not ready, trying again in" in health["problems"]["outbox"]
+            time.sleep(2)
+            assert pendo.received == [], "nothing is sent before its outcome can be recorded"
+            filler.unlink()
+            wait_for(lambda: relay.get("/readyz") == (200, {"status": "ready"}), "ready once there is space")
+            wait_for(lambda: len(pendo.received) == 10, "the events stored before the disk filled")
+            assert relay.post("/v1/batch", {"batch": [track(index) for index in range(10, 20)]})[0] == 200
+            wait_for(lambda: len(pendo.received) == 20, "the events taken after")
+            wait_for(relay.quiet, "healthz to recover")
+            assert delivered_indexes(pendo) == Counter(range(20))
+        finally:
+            relay.stop()
+        log = relay.log.read_text()
+        assert "Traceback" not in log
+        assert "the disk is full; not ready, trying again in 1s" in log
+        assert "is open; ready" in log
 
 
 def test_a_full_disk_pauses_delivery_without_duplicates_and_intake_says_503(
