@@ -574,7 +574,7 @@ def test_a_failing_prune_is_supervised_shown_and_retried_and_delivery_goes_on(
             filler = fill(disk)
             wait_for(lambda: "pruner" in relay.health()[1].get("problems", {}), "the prune failure", timeout=30)
             problem = relay.health()[1]["problems"]["pruner"]
-            assert problem.startswith("pruner failed (StorageError: outbox ")
+            assert problem.startswith("pruner failed (OutboxUnavailable: outbox ")
             assert "the disk is full" in problem
             filler.unlink()
             wait_for(lambda: relay.health()[0] == 200, "the pruner to recover", timeout=30)

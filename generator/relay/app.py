@@ -44,6 +44,9 @@ PRUNE_CHUNK = 5_000
 # /healthz counts the backlog of every destination (a scan of what waits): the longest a count is reused.
 BACKLOG_SECONDS = 5.0
 RETRY_AFTER_SECONDS = "10"
+# Longer than any round of writes can take while its storage works (each PostgreSQL statement times out after 60 s,
+# SQLite waits 5 s for a lock): a round under way for longer is stuck (a hung disk or connection), and only a restart ends it.
+STUCK_WRITE_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,14 @@ class _Relay:
         return not private or header_problem(request.headers, self.settings.shared_secret) is None
 
     def _dead_tasks(self) -> list[str]:
-        return sorted(name for name, task in self.tasks.items() if task.done()) if not self.stopping else []
+        """Supervised tasks that have stopped for good, or (the committer) are stuck in one write."""
+        if self.stopping:
+            return []
+        dead = [name for name, task in self.tasks.items() if task.done()]
+        writing_since = self.committer.writing_since
+        if writing_since is not None and time.monotonic() - writing_since > STUCK_WRITE_SECONDS:
+            dead.append(f"committer (one write has taken over {STUCK_WRITE_SECONDS:g}s)")
+        return sorted(dead)
 
     async def livez(self, request: Request) -> Response:
         """200 while the process serves and every supervised task runs (failing ones are restarted, so they do)."""

@@ -68,6 +68,8 @@ class Committer:
         self.intake_commits = 0
         self.intake_events = 0
         self._listeners: list[Callable[[], None]] = []
+        # When the write under way started (None between writes): one that never ends means a hung disk or server.
+        self.writing_since: float | None = None
 
     def on_settled(self, listener: Callable[[], None]) -> None:
         """Call listener whenever queued outcomes have been written."""
@@ -125,9 +127,11 @@ class Committer:
                 stopping.cancel()
                 working.cancel()
                 continue
+            self.writing_since = time.monotonic()
             try:
                 await self._commit_once()
             except StorageError as error:
+                self.writing_since = None
                 await self._failed(error, stop)
             except BaseException as error:
                 # Whatever broke the committer, nobody may wait forever for an answer it will not give.
@@ -135,8 +139,10 @@ class Committer:
                 _fail(self._queue.adds, crash)
                 _fail(self._queue.claims, crash)
                 self._queue.adds, self._queue.claims = [], []
+                self.writing_since = None
                 raise
             else:
+                self.writing_since = None
                 if self._failure is not None:
                     log.warning("outbox writes work again")
                 self._failure = None
@@ -218,7 +224,7 @@ class Committer:
         a load balancer that took it out of service never sends.
         """
         if self._failure is not None and not self._queue.outcomes:
-            log.warning("the outbox answers again")
+            log.info("the outbox answers again")
             self._failure = None
             self._failing_since = None
             self.health.report(STORAGE, None)
