@@ -44,8 +44,9 @@ PRUNE_CHUNK = 5_000
 # /healthz counts the backlog of every destination (a scan of what waits): the longest a count is reused.
 BACKLOG_SECONDS = 5.0
 RETRY_AFTER_SECONDS = "10"
-# Longer than any round of writes can take while its storage works (each PostgreSQL statement times out after 60 s,
-# SQLite waits 5 s for a lock): a round under way for longer is stuck (a hung disk or connection), and only a restart ends it.
+# Longer than any round of writes can take while its storage works (each PostgreSQL statement times out after
+# 60 s, SQLite waits 5 s for a lock): a round under way for longer is stuck (a hung disk or connection), and only
+# a restart ends it.
 STUCK_WRITE_SECONDS = 300.0
 
 
