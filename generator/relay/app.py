@@ -79,7 +79,11 @@ def create_app(outbox: Outbox | LateOutbox, settings: RelaySettings, faults: Cli
         Route("/v1/track", partial(relay.receive, call="track"), methods=["POST"]),
         Route("/v1/batch", relay.receive, methods=["POST"]),
         Route("/", relay.receive, methods=["POST"]),
-        *(Route(f"/v1/{call}", partial(relay.receive, call=call), methods=["POST"]) for call in SINGLE_CALLS[1:]),
+        *(
+            Route(f"/v1/{call}", partial(relay.receive, call=call), methods=["POST"])
+            for call in SINGLE_CALLS
+            if call != "track"
+        ),
         Route("/livez", relay.livez, methods=["GET"]),
         Route("/readyz", relay.readyz, methods=["GET"]),
         Route("/healthz", relay.healthz, methods=["GET"]),
