@@ -80,12 +80,6 @@ def run_relay(  # noqa: PLR0917  (the command's options, one to one)
     return 0
 
 
-def open_outbox(db: str) -> tuple[Outbox, str]:
-    """The outbox --db names, and where it is for messages: a postgresql:// URL is shared, a path is a file."""
-    opener, where = outbox_opener(db)
-    return opener(), where
-
-
 def outbox_opener(db: str) -> tuple[Callable[[], Outbox], str]:
     """How to open the outbox --db names, and where it is for messages (a URL without its password)."""
     if not db.startswith(("postgresql://", "postgres://")):
