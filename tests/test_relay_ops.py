@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -277,3 +278,44 @@ def test_segments_node_library_page_screen_and_alias_are_answered_and_counted_no
         }
     finally:
         relay.stop()
+
+
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+def test_livez_fails_when_a_task_stops_for_good_or_the_outbox_writer_is_stuck(tmp_path: Path) -> None:
+    # In process, to stop a task and to stand for a write that never returns (a hung disk or connection).
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from generator.relay.app import STUCK_WRITE_SECONDS, RelaySettings, create_app
+    from generator.relay.delivery import track_destination
+    from generator.relay.outbox import SqliteOutbox
+
+    settings = RelaySettings(SHARED_SECRET, [track_destination("http://127.0.0.1:9/data/track", "secret")])
+    app = create_app(SqliteOutbox(tmp_path / "outbox.sqlite3"), settings)
+    relay = next(
+        route.endpoint.__self__  # type: ignore[attr-defined]  # the bound handler's relay
+        for route in app.routes
+        if isinstance(route, Route) and route.path == "/livez"
+    )
+    with TestClient(app) as client:
+        assert client.get("/livez").json() == {"status": "alive"}
+        # The writer thread blocked: the next round of writes (the deliverer's claim) waits behind it.
+        release = threading.Event()
+        assert client.portal is not None
+        client.portal.start_task_soon(relay.committer.write, release.wait)
+        committer = relay.committer
+        wait_for(lambda: (committer.writing_since or time.monotonic()) < time.monotonic() - 1, "a stuck round", 10)
+        committer.writing_since -= STUCK_WRITE_SECONDS  # five minutes on, as far as /livez can tell
+        answer = client.get("/livez")
+        assert (answer.status_code, answer.json()) == (
+            503,
+            {"status": "dead", "stopped": ["committer (one write has taken over 300s)"]},
+        )
+        assert client.get("/readyz").status_code == 503
+        release.set()
+        wait_for(lambda: client.get("/livez").status_code == 200, "the writer to be well again", 10)
+        assert client.portal is not None
+        client.portal.call(relay.tasks["pruner"].cancel)
+        wait_for(lambda: client.get("/livez").status_code == 503, "the stopped pruner to show", timeout=10)
+        assert client.get("/livez").json() == {"status": "dead", "stopped": ["pruner"]}
+        assert client.get("/healthz").status_code == 503

@@ -331,7 +331,8 @@ class _Relay:
         self.deliverer.wake()
         if metadata is not None:
             metadata.wake()
-        await asyncio.gather(*workers)
+        # A task that ended anyhow (its failure is in /livez) must not keep the others' outcomes from being written.
+        await asyncio.gather(*workers, return_exceptions=True)
         # Only now: the deliverer's last outcomes are written before the outbox closes.
         stop_writes.set()
         await writer
