@@ -207,3 +207,28 @@ def test_the_relay_prunes_dead_letters_older_than_dead_letter_days(
         wait_for(lambda: [entry["messageId"] for entry in listed(db)] == ["new-1"], "the old dead letters pruned")
     finally:
         relay.stop()
+
+
+def test_thousands_of_dead_letters_are_replayed_and_purged_in_short_transactions(db: str) -> None:
+    count = 1_200  # over two transactions' worth (CHUNK)
+
+    def bury_all(outbox: Outbox) -> None:
+        claimed = outbox.claim("track", count, 60)
+        outbox.settle([DeadLetter(item.message_id, 400, "refused") for item in claimed])
+
+    outbox = open_outbox(db)
+    try:
+        outbox.add_many([NewEvent(f"bulk-{index}", "track", "{}", RECENT_MS) for index in range(count)])
+        bury_all(outbox)
+        assert outbox.stats()["pending"] == 0
+        replayed = command("replay", "--db", db, "--all")
+        assert replayed.stdout.startswith(f"replayed {count:d} dead letters"), replayed.stderr
+        assert outbox.stats()["pending"] == count
+        assert listed(db) == []
+        bury_all(outbox)
+        purged = command("purge", "--db", db, "--all")
+        assert purged.stdout.startswith(f"purged {count:d} dead letters"), purged.stderr
+        assert outbox.stats()["pending"] == 0
+        assert outbox.add_many([NewEvent("bulk-7", "track", "{}", RECENT_MS)]) == [False], "messageIds stay known"
+    finally:
+        outbox.close()

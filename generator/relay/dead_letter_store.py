@@ -9,6 +9,7 @@ ownership is taken); a PostgreSQL one through a connection of its own (no owner 
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
 import urllib.parse
@@ -23,6 +24,8 @@ from generator.relay.metadata_rows import DESTINATIONS, destination_name, entry_
 from generator.relay.outbox import storage_error
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+# Dead letters changed per transaction: a relay writing to the same outbox never waits long for the command.
+CHUNK = 500
 # The track deliverer's queue (generator.relay.delivery.TRACK; not imported, so this needs no HTTP client).
 TRACK = "track"
 
@@ -162,32 +165,41 @@ class SqliteDeadLetters:
             for row in rows
         ]
 
+    def _read(self, query: str, parameters: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._db.execute(query, parameters).fetchall()
+        except sqlite3.Error as error:
+            raise storage_error(error, self.path) from None
+
     def replay(self, message_ids: Sequence[str] | None) -> tuple[int, list[str]]:
         """Put dead letters back in the outbox (all with None); how many, and the ids given that matched none."""
-        now = time.time()
-        with self._transaction() as db:
-            if message_ids is None:
-                chosen = db.execute("SELECT message_id, body FROM dead_letters").fetchall()
-                unknown: list[str] = []
-            else:
-                wanted = entry_ids(message_ids)
-                chosen, unknown = [], []
-                for given, candidates in wanted.items():
-                    marks = ",".join("?" * len(candidates))
-                    found = db.execute(
-                        f"SELECT message_id, body FROM dead_letters WHERE message_id IN ({marks})", candidates
-                    ).fetchall()
-                    chosen += found
-                    if not found:
-                        unknown.append(given)
+        if message_ids is None:
+            # Those there now: one a running relay dead-letters again meanwhile is not taken round again.
+            keys = [row[0] for row in self._read("SELECT message_id FROM dead_letters ORDER BY failed_at")]
+        else:
+            keys, unknown = [], []
+            for given, candidates in entry_ids(message_ids).items():
+                marks = ",".join("?" * len(candidates))
+                found = self._read(f"SELECT message_id FROM dead_letters WHERE message_id IN ({marks})", candidates)
+                keys += [row[0] for row in found]
+                if not found:
+                    unknown.append(given)
             if unknown:
                 return 0, unknown  # all or nothing: a mistyped id replays none
-            replayed = 0
-            for entry, body in chosen:
+        return sum(self._replay(keys[start : start + CHUNK]) for start in range(0, len(keys), CHUNK)), []
+
+    def _replay(self, keys: Sequence[str]) -> int:
+        now = time.time()
+        replayed = 0
+        with self._transaction() as db:
+            for entry in keys:
+                row = db.execute("SELECT body FROM dead_letters WHERE message_id = ?", (entry,)).fetchone()
+                if row is None:
+                    continue  # purged meanwhile
                 back = db.execute(
                     "UPDATE outbox SET state = 'pending', body = ?, attempts = 0, next_attempt_at = ?, leased = 0, "
                     "last_error = NULL WHERE message_id = ? AND state = 'dead'",
-                    (body, now, entry),
+                    (row[0], now, entry),
                 ).rowcount
                 if not back and db.execute("SELECT 1 FROM outbox WHERE message_id = ?", (entry,)).fetchone() is None:
                     # Its outbox row was pruned: the entry comes back as it was accepted.
@@ -195,21 +207,27 @@ class SqliteDeadLetters:
                     back = db.execute(
                         "INSERT INTO outbox (message_id, body, next_attempt_at, created_at, event_time, destination) "
                         "VALUES (?, ?, ?, ?, ?, ?)",
-                        (entry, body, now, now, event_time_ms(body), destination),
+                        (entry, row[0], now, now, event_time_ms(row[0]), destination),
                     ).rowcount
                 replayed += back
                 db.execute("DELETE FROM dead_letters WHERE message_id = ?", (entry,))
             db.execute("UPDATE counters SET value = value + ? WHERE name = 'pending'", (replayed,))
-        return replayed, []
+        return replayed
 
     def purge(self, before: float | None) -> int:
         """Forget the dead letters that failed before `before` (all with None); how many."""
-        with self._transaction() as db:
-            if before is None:
-                removed: int = db.execute("DELETE FROM dead_letters").rowcount
-            else:
-                removed = db.execute("DELETE FROM dead_letters WHERE failed_at < ?", (before,)).rowcount
-        return removed
+        cutoff = math.inf if before is None else before
+        removed = 0
+        while True:
+            with self._transaction() as db:
+                deleted: int = db.execute(
+                    "DELETE FROM dead_letters WHERE rowid IN "
+                    "(SELECT rowid FROM dead_letters WHERE failed_at < ? LIMIT ?)",
+                    (cutoff, CHUNK),
+                ).rowcount
+            removed += deleted
+            if deleted < CHUNK:
+                return removed
 
     def close(self) -> None:
         """Close the file."""

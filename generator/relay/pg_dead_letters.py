@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import psycopg
 
 from generator.errors import StorageError
-from generator.relay.dead_letter_store import DeadLetterEntry, entry_ids, event_time_ms, kind_of
+from generator.relay.dead_letter_store import CHUNK, DeadLetterEntry, entry_ids, event_time_ms, kind_of
 from generator.relay.pg_outbox import CONNECT_SECONDS, NOW, _id, _key, connect_error, describe, storage_error
 
 
@@ -55,29 +56,42 @@ class PostgresDeadLetters:
             for row in rows
         ]
 
+    def _read(self, query: str, parameters: Sequence[Any]) -> list[Any]:
+        try:
+            return self._db.execute(query, parameters).fetchall()
+        except psycopg.Error as error:
+            raise storage_error(error, self.where) from None
+
     def replay(self, message_ids: Sequence[str] | None) -> tuple[int, list[str]]:
         """Put dead letters back in the outbox (all with None); how many, and the ids given that matched none."""
+        if message_ids is None:
+            # Those there now: one a running relay dead-letters again meanwhile is not taken round again.
+            keys = [bytes(row[0]) for row in self._read("SELECT message_id FROM dead_letters ORDER BY failed_at", ())]
+        else:
+            keys, unknown = [], []
+            for given, candidates in entry_ids(message_ids).items():
+                found = self._read(
+                    "SELECT message_id FROM dead_letters WHERE message_id = ANY(%s::bytea[])",
+                    ([_key(candidate) for candidate in candidates],),
+                )
+                keys += [bytes(row[0]) for row in found]
+                if not found:
+                    unknown.append(given)
+            if unknown:
+                return 0, unknown  # all or nothing: a mistyped id replays none
+        return sum(self._replay(keys[start : start + CHUNK]) for start in range(0, len(keys), CHUNK)), []
+
+    def _replay(self, keys: Sequence[bytes]) -> int:
+        replayed = 0
         with self._transaction() as db:
-            if message_ids is None:
-                chosen = db.execute("SELECT message_id, body FROM dead_letters FOR UPDATE").fetchall()
-            else:
-                chosen, unknown = [], []
-                for given, candidates in entry_ids(message_ids).items():
-                    found = db.execute(
-                        "SELECT message_id, body FROM dead_letters WHERE message_id = ANY(%s::bytea[]) FOR UPDATE",
-                        ([_key(candidate) for candidate in candidates],),
-                    ).fetchall()
-                    chosen += found
-                    if not found:
-                        unknown.append(given)
-                if unknown:
-                    return 0, unknown  # all or nothing: a mistyped id replays none
-            replayed = 0
-            for key, body in chosen:
+            for key in keys:
+                row = db.execute("SELECT body FROM dead_letters WHERE message_id = %s FOR UPDATE", (key,)).fetchone()
+                if row is None:
+                    continue  # purged meanwhile
                 back = db.execute(
                     f"UPDATE outbox SET state = 'pending', body = %s, attempts = 0, next_attempt_at = {NOW}, "
                     "leased_by = NULL, last_error = NULL WHERE message_id = %s AND state = 'dead'",
-                    (body, key),
+                    (row[0], key),
                 ).rowcount
                 if not back and db.execute("SELECT 1 FROM outbox WHERE message_id = %s", (key,)).fetchone() is None:
                     # Its outbox row was pruned: the entry comes back as it was accepted.
@@ -85,7 +99,7 @@ class PostgresDeadLetters:
                     back = db.execute(
                         "INSERT INTO outbox (message_id, destination, body, event_time, next_attempt_at, created_at) "
                         f"VALUES (%s, %s, %s, %s, {NOW}, {NOW}) ON CONFLICT (message_id) DO NOTHING",
-                        (key, destination, body, event_time_ms(body)),
+                        (key, destination, row[0], event_time_ms(row[0])),
                     ).rowcount
                 replayed += max(back, 0)
                 db.execute("DELETE FROM dead_letters WHERE message_id = %s", (key,))
@@ -96,16 +110,22 @@ class PostgresDeadLetters:
                     "ON CONFLICT (name, shard) DO UPDATE SET value = counters.value + EXCLUDED.value",
                     (replayed,),
                 )
-        return replayed, []
+        return replayed
 
     def purge(self, before: float | None) -> int:
         """Forget the dead letters that failed before `before` (all with None); how many."""
-        with self._transaction() as db:
-            if before is None:
-                removed: int = db.execute("DELETE FROM dead_letters").rowcount
-            else:
-                removed = db.execute("DELETE FROM dead_letters WHERE failed_at < %s", (before,)).rowcount
-        return removed
+        cutoff = math.inf if before is None else before
+        removed = 0
+        while True:
+            with self._transaction() as db:
+                deleted: int = db.execute(
+                    "DELETE FROM dead_letters WHERE message_id IN "
+                    "(SELECT message_id FROM dead_letters WHERE failed_at < %s LIMIT %s)",
+                    (cutoff, CHUNK),
+                ).rowcount
+            removed += deleted
+            if deleted < CHUNK:
+                return removed
 
     def close(self) -> None:
         """Close the connection."""
