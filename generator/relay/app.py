@@ -147,7 +147,8 @@ class _Relay:
             # Nobody is left to answer; what arrived of the body is dropped, nothing was stored.
             self.faults.note("disconnected")
             return Response(status_code=400)
-        self.not_forwarded.update(converted.not_forwarded)
+        if converted.not_forwarded:
+            self.not_forwarded.update(converted.not_forwarded)
         stored: list[bool] = []
         if converted.events:
             try:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import time
 import zlib
-from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,7 +61,7 @@ class Converted:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     origins: list[int] = field(default_factory=list)
     dropped: list[dict[str, Any]] = field(default_factory=list)
-    not_forwarded: Counter[str] = field(default_factory=Counter)
+    not_forwarded: dict[str, int] = field(default_factory=dict)  # by call type
 
     def counts(self, stored: list[bool]) -> tuple[int, int]:
         """(accepted, duplicates) by call: a call is new when any of its entries was."""
@@ -162,7 +161,7 @@ def convert(
     now_ms = time.time() * 1000
     for index, event in enumerate(events):
         if isinstance(event, dict) and event.get("type") in NOT_FORWARDED:
-            result.not_forwarded[event["type"]] += 1
+            result.not_forwarded[event["type"]] = result.not_forwarded.get(event["type"], 0) + 1
             continue
         try:
             check_sendable(event)
