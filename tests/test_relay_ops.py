@@ -319,3 +319,31 @@ def test_livez_fails_when_a_task_stops_for_good_or_the_outbox_writer_is_stuck(tm
         wait_for(lambda: client.get("/livez").status_code == 503, "the stopped pruner to show", timeout=10)
         assert client.get("/livez").json() == {"status": "dead", "stopped": ["pruner"]}
         assert client.get("/healthz").status_code == 503
+
+
+def test_connections_over_the_limit_are_answered_503_counted_and_logged_once(
+    tmp_path: Path, pendo: FakePendoTrack
+) -> None:
+    relay = Relay(tmp_path, pendo.url, options=("--client-timeout", "3")).start()
+    held: list[socket.socket] = []
+    try:
+        # 1,000 requests whose bodies never come: each holds its place until the body deadline (6 s).
+        for _ in range(1_000):
+            connection = socket.create_connection(("127.0.0.1", relay.port), timeout=10)
+            connection.sendall(head("/v1/track", "Content-Length: 100"))
+            held.append(connection)
+        over = [relay.raw(head("/v1/track", "Content-Length: 2") + b"{}", wait=10) for _ in range(5)]
+        assert all(answer.startswith(b"HTTP/1.1 503") for answer in over), [answer[:60] for answer in over]
+        for connection in held:
+            connection.close()
+        wait_for(lambda: relay.get("/livez")[0] == 200, "room again", timeout=30)
+        clients = relay.metrics()["clients"]
+        assert clients["over_capacity"] >= 5, clients
+        assert len(log_lines(relay, "more connections than the relay serves at once")) == 1
+        assert log_lines(relay, "Exceeded concurrency limit") == []
+        assert "Traceback" not in relay.log.read_text()
+        assert relay.post("/v1/track", track(1))[0] == 200
+    finally:
+        for connection in held:
+            connection.close()
+        relay.stop()
