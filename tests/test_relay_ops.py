@@ -334,15 +334,18 @@ def test_connections_over_the_limit_are_answered_503_counted_and_logged_once(
             held.append(connection)
         over = [relay.raw(head("/v1/track", "Content-Length: 2") + b"{}", wait=10) for _ in range(5)]
         assert all(answer.startswith(b"HTTP/1.1 503") for answer in over), [answer[:60] for answer in over]
+        assert relay.raw(b"GET /metrics HTTP/1.1\r\nHost: r\r\n\r\n").startswith(b"HTTP/1.1 503 ")
+        # The orchestrator's probes still get through: the relay works, it is only busy.
+        assert relay.get("/livez") == (200, {"status": "alive"})
+        assert relay.get("/readyz?verbose=1") == (200, {"status": "ready"})
         for connection in held:
             connection.close()
-        wait_for(lambda: relay.get("/livez")[0] == 200, "room again", timeout=30)
+        wait_for(lambda: relay.post("/v1/track", track(1))[0] == 200, "room again", timeout=30)
         clients = relay.metrics()["clients"]
         assert clients["over_capacity"] >= 5, clients
         assert len(log_lines(relay, "more connections than the relay serves at once")) == 1
         assert log_lines(relay, "Exceeded concurrency limit") == []
         assert "Traceback" not in relay.log.read_text()
-        assert relay.post("/v1/track", track(1))[0] == 200
     finally:
         for connection in held:
             connection.close()

@@ -17,6 +17,7 @@ HEADER_SECONDS = 10.0
 KEEP_ALIVE_SECONDS = 5
 # Beyond this many connections and requests at once, uvicorn answers 503 at once instead of queueing.
 MAX_CONNECTIONS = 1_000
+PROBES = (b"/livez", b"/readyz")
 
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
@@ -40,7 +41,16 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         """The headers arrived in time; the body has its own deadline in the app."""
         self._disarm_header_deadline()
-        super().on_headers_complete()
+        if self.url.partition(b"?")[0] not in PROBES:
+            super().on_headers_complete()
+            return
+        # A flood of senders must not fail the orchestrator's probes (it would restart a relay that works), and
+        # answering them costs next to nothing: they are served beyond the connection limit.
+        limit, self.limit_concurrency = self.limit_concurrency, None
+        try:
+            super().on_headers_complete()
+        finally:
+            self.limit_concurrency = limit
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Nothing more to time."""
