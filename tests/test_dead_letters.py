@@ -232,3 +232,47 @@ def test_thousands_of_dead_letters_are_replayed_and_purged_in_short_transactions
         assert outbox.add_many([NewEvent("bulk-7", "track", "{}", RECENT_MS)]) == [False], "messageIds stay known"
     finally:
         outbox.close()
+
+
+def test_a_replayed_identify_value_ranks_as_accepted_at_the_replay_and_a_membership_is_folded_in_again(
+    tmp_path: Path, db: str
+) -> None:
+    agent = "metadata/visitor/agent"
+    older = json.dumps({"recordId": "u1", "values": {"email": "old@x.example"}, "timestamp": RECENT_MS})
+    newer = json.dumps({"recordId": "u1", "values": {"email": "new@x.example"}, "timestamp": RECENT_MS + 1})
+    outbox = open_outbox(db)
+    try:
+        dead_letter(outbox, "id-old:visitor/agent", agent, older, status=400, reason="refused")
+        outbox.add_many([NewEvent("id-new:visitor/agent", agent, newer, RECENT_MS + 1, order_key="u1")])
+        # A membership Pendo refused (true), and a later call for the same visitor saying false.
+        membership = json.dumps({"audience": "vip", "visitor": "v1", "member": True})
+        key: Any = b"audience:vip:v1:v1" if db.startswith("postgresql://") else "audience:vip:v1:v1"
+        execute(
+            db,
+            "INSERT INTO dead_letters (message_id, body, status, reason, failed_at) VALUES (?, ?, 400, 'no', ?)",
+            (key, membership, time.time()),
+        )
+        left = json.dumps({"audience": "vip", "visitor": "v1", "member": False})
+        assert outbox.add_many([NewEvent("engage-1", "audiences", left, RECENT_MS)]) == [True]
+    finally:
+        outbox.close()
+    kinds = {entry["messageId"]: entry["kind"] for entry in listed(db)}
+    assert kinds == {"id-old:visitor/agent": agent, "audience:vip:v1:v1": "audiences"}
+    replayed = command("replay", "--db", db, "--all")
+    assert replayed.stdout.startswith("replayed 2 dead letters"), (replayed.stdout, replayed.stderr)
+    outbox = open_outbox(db)
+    try:
+        claimed = outbox.claim(agent, 10, 60, by_key=True)
+        # Both wait under the record's key, the replayed one accepted last: the engine merges it as the latest.
+        in_order = sorted(claimed, key=lambda item: item.sequence)
+        assert [(item.message_id, item.order_key) for item in in_order] == [
+            ("id-new:visitor/agent", "u1"),
+            ("id-old:visitor/agent", "u1"),
+        ]
+        assert outbox.stats()["pending"] == 2, "the membership waits as a membership, not as an event"
+        assert outbox.due_audiences() == ["vip"]
+        [again] = outbox.claim_memberships("vip", 10, 60)
+        assert (again.visitor, again.member) == ("v1", True), "the replayed call is the visitor's latest"
+    finally:
+        outbox.close()
+    assert listed(db) == []

@@ -24,6 +24,7 @@ from tests.support.outboxes import fresh_database
 from tests.support.postgres import PostgresCluster
 from tests.support.relay_process import RECENT, Relay, wait_for
 from tests.support.segment_engine import run_segment_engine
+from tests.test_relay_faults import fill, small_disk
 
 CONFIG = '[pendo]\napi_key = "k-1"\n[audiences]\nmax_visitors = {max_visitors}\n{extra}'
 MESSAGES = count()
@@ -379,4 +380,28 @@ def test_two_relays_on_postgresql_create_one_segment_and_the_last_call_accepted_
         assert line.split()[:2] == ["shared_new", segment_id] and line.split()[4:6] == ["0", "0"]
     finally:
         for relay in relays:
+            relay.stop()
+
+
+def test_a_relay_started_on_a_full_disk_becomes_ready_and_delivers_track_and_audiences(
+    tmp_path: Path, pendo: FakePendoTrack, segments: FakePendoSegments
+) -> None:
+    segments.add_segment("seg-1", "VIP")
+    with small_disk(tmp_path / "disk", "2m") as disk:
+        filler = fill(disk)
+        text = config(extra='[audiences.segments]\nvip = "seg-1"\n')
+        relay = AudienceRelay(tmp_path, pendo.url, segments.base_url, text, db=str(disk / "outbox.sqlite3"))
+        relay.start()
+        try:
+            assert relay.get("/readyz")[0] == 503
+            assert relay.post("/v1/batch", {"batch": [identify("vip", "early", True)]})[0] == 503
+            filler.unlink()
+            wait_for(lambda: relay.get("/readyz") == (200, {"status": "ready"}), "ready once there is space")
+            track = {"type": "track", "event": "Server Event", "userId": "u1", "timestamp": RECENT, "messageId": "t-1"}
+            relay.send([identify("vip", "v1", True), entered("vip", "v2", True), track])
+            wait_for(lambda: segments.members("seg-1") == {"v1", "v2"}, "the memberships written")
+            wait_for(lambda: [event["event"] for event in pendo.received] == ["Server Event"], "the track event")
+            wait_for(lambda: settled(relay, "vip"), "nothing pending")
+            wait_for(relay.quiet, "healthz quiet")
+        finally:
             relay.stop()

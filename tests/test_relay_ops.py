@@ -17,10 +17,23 @@ from typing import Any
 
 import pytest
 
+from generator.errors import OutboxUnavailable
+from generator.relay.audience_store import MembershipOutcome
+from generator.relay.late_outbox import LateOutbox
+from generator.relay.outbox import Delivered, NewEvent, Outbox, SqliteOutbox
 from tests.support.fake_pendo_metadata import FakePendoMetadata, fake_pendo_metadata
 from tests.support.fake_pendo_track import FakePendoTrack, fake_pendo_track
 from tests.support.node_script import run_node_script
-from tests.support.relay_process import BASIC, RECENT, SHARED_SECRET, Relay, assert_recovered, track, wait_for
+from tests.support.relay_process import (
+    BASIC,
+    RECENT,
+    RECENT_MS,
+    SHARED_SECRET,
+    Relay,
+    assert_recovered,
+    track,
+    wait_for,
+)
 
 METADATA_CONFIG = (
     '[pendo]\napi_key = "k-1"\n[metadata]\nwindow_seconds = 0.2\ncreate = true\n'
@@ -350,3 +363,51 @@ def test_connections_over_the_limit_are_answered_503_counted_and_logged_once(
         for connection in held:
             connection.close()
         relay.stop()
+
+
+# --- an outbox that opens late -----------------------------------------------------------------------------------
+
+
+def test_an_outbox_opened_late_offers_everything_every_deliverer_uses(tmp_path: Path) -> None:
+    """The wrapper a relay starts with when its disk is full: every Outbox method, the engine's and audiences' too."""
+    wanted = {name for name in dir(Outbox) if not name.startswith("_")}
+    assert wanted - set(dir(LateOutbox)) == set(), "a method the deliverers call that a late outbox lacks"
+    full = True
+
+    def opener() -> Outbox:
+        if full:
+            raise OutboxUnavailable(f"outbox {tmp_path}: the disk is full")
+        return SqliteOutbox(tmp_path / "outbox.sqlite3")
+
+    late = LateOutbox(opener, str(tmp_path))
+    with pytest.raises(OutboxUnavailable, match="the disk is full"):
+        late.claim("metadata/visitor/agent", 10, 60, by_key=True)
+    with pytest.raises(OutboxUnavailable, match="the disk is full"):
+        late.due_audiences()
+    full = False
+    assert late.try_open()
+    try:
+        membership = json.dumps({"audience": "vip", "visitor": "v1", "member": True})
+        value = json.dumps({"recordId": "u1", "values": {"email": "a@x.example"}})
+        late.add_many(
+            [
+                NewEvent("t-1", "track", "{}", RECENT_MS),
+                NewEvent("m-1", "metadata/visitor/agent", value, RECENT_MS, order_key="u1"),
+                NewEvent("m-2", "metadata/visitor/agent", value, RECENT_MS, order_key="u1"),
+                NewEvent("a-1", "audiences", membership, RECENT_MS),
+            ]
+        )
+        claimed = late.claim("metadata/visitor/agent", 1, 60, by_key=True)
+        assert [(item.message_id, item.order_key) for item in claimed] == [("m-1", "u1"), ("m-2", "u1")]
+        late.settle([Delivered(item.message_id) for item in claimed])
+        assert late.due_audiences() == ["vip"]
+        assert late.stored_segment("vip") is None
+        assert late.begin_creation("vip", 30)
+        assert late.record_segment("vip", "seg-1") == "seg-1"
+        [item] = late.claim_memberships("vip", 10, 60)
+        late.settle_memberships([MembershipOutcome(item, "done")])
+        [row] = late.audience_rows()
+        assert (row.audience, row.segment_id, row.added, row.pending) == ("vip", "seg-1", 1, 0)
+        assert late.pending_by_destination().keys() == {"track"}
+    finally:
+        late.close()
