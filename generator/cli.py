@@ -1,6 +1,6 @@
 """Command line: `segment-pendo <command>` (or `python -m generator <command>`).
 
-Commands: build, check, import-segment, bench, bench-relay, webhook, relay, serve, verify.
+Commands: build, check, import-segment, bench, bench-relay, webhook, relay, dead-letters, serve, verify.
 
 Exit 0 ok, 1 bad input, 2 usage error, 3 the relay's storage is unusable. No input gives a traceback: every
 problem is one line.
@@ -22,6 +22,7 @@ from generator import __version__
 from generator.arguments import free_port, output_file, output_folder
 from generator.audiences_cli import add_audiences_commands
 from generator.build_cli import add_build_options
+from generator.dead_letters_cli import add_dead_letter_commands
 from generator.errors import GeneratorError, StorageError
 from generator.schema_cli import add_schema_command
 from generator.suggest import close_spelling
@@ -127,8 +128,11 @@ def _suggestion(message: str, parser: argparse.ArgumentParser, given: list[str])
         choices = re.findall(r"'([^']*)'", match.group(2))
         close = difflib.get_close_matches(match.group(1), choices, n=1, cutoff=0.5)
         return f"; did you mean {close[0]!r}?" if close and close_spelling(match.group(1), close[0]) else ""
-    # Only the named command's own options (an option of another command, or --version, would mislead).
-    command = next((_commands(parser)[word] for word in given if word in _commands(parser)), parser)
+    # Only the named command's own options (an option of another command, or --version, would mislead); for a
+    # command with actions of its own (dead-letters list), the named action's.
+    command = parser
+    for word in given:
+        command = _commands(command).get(word, command)
     options = _own_options(command)
     if message.startswith("unrecognized arguments: "):
         words = message.removeprefix("unrecognized arguments: ").split()
@@ -313,7 +317,9 @@ def _make_parser() -> argparse.ArgumentParser:
         default=10,
         help="seconds a sender gets for its headers, twice that for its body (default 10)",
     )
+    relay.add_argument("--dead-letter-days", type=_positive, default=14, help="days dead letters are kept (default 14)")
     relay.set_defaults(run=_run_relay)
+    add_dead_letter_commands(commands)
 
     serve = commands.add_parser(
         "serve",
@@ -485,6 +491,7 @@ def _run_relay(arguments: argparse.Namespace) -> int:
         client_timeout_seconds=arguments.client_timeout,
         metadata_url=arguments.pendo_metadata_url,
         max_rate=arguments.max_rate,
+        dead_letter_days=arguments.dead_letter_days,
     )
 
 

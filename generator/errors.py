@@ -32,3 +32,10 @@ class StorageError(GeneratorError):
 
     # Distinct from bad input (1) and usage errors (2), so a supervisor can tell a storage fault apart.
     exit_code = 3
+
+
+class OutboxUnavailable(StorageError):
+    """The outbox cannot be used now but may be soon (a full disk, a database server that is down).
+
+    At start the relay does not exit for this: it serves, answers /readyz and intake with 503, and keeps trying.
+    """

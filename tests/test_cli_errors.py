@@ -85,6 +85,25 @@ BAD_INVOCATIONS: list[tuple[list[str], int, str]] = [
     (["audiences", "list", "--config", "aud.toml", "--db", "missing.sqlite3"], 3, "--db missing.sqlite3: no such file"),
     (["audiences", "list", "--config", "aud.toml", "--db", "a-file"], 3, "--db a-file: not a relay outbox"),
     (["webhook", "--config", "aud.toml", "--out", "w.json"], 1, "[audiences] relay_url is not set; add the relay's"),
+    (["relay", "--config", "good.toml", "--dead-letter-days", "0"], 2, "argument --dead-letter-days: '0' must be"),
+    (["dead-letters"], 2, "the following arguments are required: ACTION"),
+    (["dead-letters", "lsit", "--db", "r.sqlite3"], 2, "did you mean 'list'?"),
+    (["dead-letters", "list"], 2, "the following arguments are required: --db"),
+    (["dead-letters", "list", "--db", ""], 2, "argument --db: is empty; pass the outbox file or a postgresql:// URL"),
+    (["dead-letters", "list", "--db", "missing.sqlite3"], 1, "--db missing.sqlite3: no such file; pass the outbox"),
+    (["dead-letters", "list", "--db", "a-folder"], 1, "--db a-folder is a folder; pass the outbox file"),
+    (["dead-letters", "list", "--db", "a-file"], 3, "error: outbox a-file: it is not a SQLite database"),
+    (["dead-letters", "list", "--db", "empty.sqlite3"], 3, "it holds no relay outbox (no dead_letters table)"),
+    (["dead-letters", "list", "--db", "postgresql://u@/db?bogus=1"], 3, "the URL is not usable"),
+    (["dead-letters", "list", "--db", "r.sqlite3", "--limit", "0"], 2, "argument --limit: '0' must be 1 or more"),
+    (["dead-letters", "list", "--db", "r.sqlite3", "--lim", "5"], 2, "--lim is not an option: did you mean --limit?"),
+    (["dead-letters", "replay", "--db", "r.sqlite3"], 2, "one of the arguments --all --message-id is required"),
+    (["dead-letters", "replay", "--db", "r.sqlite3", "--all", "--message-id", "m"], 2, "not allowed with argument"),
+    (["dead-letters", "replay", "--db", "r.sqlite3", "--message-id"], 2, "expected at least one argument"),
+    (["dead-letters", "replay", "--db", "empty.sqlite3", "--all"], 3, "it holds no relay outbox"),
+    (["dead-letters", "purge", "--db", "r.sqlite3"], 2, "one of the arguments --all --before is required"),
+    (["dead-letters", "purge", "--db", "r.sqlite3", "--before", "yesterday"], 2, "'yesterday' is not an ISO 8601 time"),
+    (["dead-letters", "purge", "--db", "r.sqlite3", "--before", "2026-01-01T00:00:00"], 2, "has no time zone"),
     (["bench", "--runs", "0"], 2, "argument --runs: '0' must be 1 or more"),
     (["bench", "--calls", "many"], 2, "argument --calls: 'many' is not a whole number"),
     (["bench", "--json", "a-folder"], 1, "--json a-folder is a folder"),
@@ -130,7 +149,17 @@ def folder_state(root: Path) -> dict[str, bytes | None]:
 def test_the_table_covers_every_command_with_at_least_25_mistakes() -> None:
     assert len(BAD_INVOCATIONS) >= 25
     commands = {argv[0] for argv, _, _ in BAD_INVOCATIONS if argv}
-    assert commands >= {"build", "check", "import-segment", "webhook", "serve", "relay", "bench", "schema"}
+    assert commands >= {
+        "build",
+        "check",
+        "import-segment",
+        "webhook",
+        "serve",
+        "relay",
+        "dead-letters",
+        "bench",
+        "schema",
+    }
 
 
 @pytest.mark.parametrize(("argv", "code", "message"), BAD_INVOCATIONS)
@@ -153,6 +182,7 @@ def test_a_bad_invocation_is_one_line_with_no_traceback_and_writes_nothing(
     deep_mapping = {"apiKey": "k-1", "subscriptions": [{"partnerAction": "track", "mapping": {"metadata": mapping}}]}
     (tmp_path / "deep-mapping.json").write_text(json.dumps(deep_mapping))
     (tmp_path / "a-folder").mkdir()
+    (tmp_path / "empty.sqlite3").write_bytes(b"")
     before = folder_state(tmp_path)
     env = {key: value for key, value in os.environ.items() if key != "PENDO_TRACK_EVENT_SECRET"}
     if argv[:1] == ["relay"]:

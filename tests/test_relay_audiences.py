@@ -24,6 +24,7 @@ from tests.support.outboxes import fresh_database
 from tests.support.postgres import PostgresCluster
 from tests.support.relay_process import RECENT, Relay, wait_for
 from tests.support.segment_engine import run_segment_engine
+from tests.test_relay_faults import fill, small_disk
 
 CONFIG = '[pendo]\napi_key = "k-1"\n[audiences]\nmax_visitors = {max_visitors}\n{extra}'
 MESSAGES = count()
@@ -255,11 +256,12 @@ def test_a_500_outage_holds_every_audience_then_delivery_recovers(
 
         def outage_shown() -> bool:
             status, health = relay.health()
-            return status == 503 and "HTTP 500" in health["problems"].get("destination audiences", "")
+            # Pendo failing is not the relay failing: the status stays 200, the problem is in the details.
+            return status == 200 and "HTTP 500" in health["problems"].get("destination audiences", "")
 
         wait_for(outage_shown, "the outage in /healthz")
         # The engine's brake holds every audience: one probe at a time, at growing intervals, not a flood.
-        wait_for(lambda: relay.metrics()["destinations"]["audiences"]["state"] != "closed", "the brake to open")
+        wait_for(lambda: relay.metrics()["destinations"]["audiences"]["brake"] != "closed", "the brake to open")
         before = segments.arrived
         time.sleep(2.0)
         assert segments.arrived - before <= 4
@@ -271,7 +273,7 @@ def test_a_500_outage_holds_every_audience_then_delivery_recovers(
         wait_for(lambda: bool(segments.by_name("new_audience")), "the new audience's segment")
         wait_for(lambda: settled(relay, "new_audience") and settled(relay, "vip"), "every membership written")
         assert len(segments.by_name("new_audience")) == 1
-        wait_for(lambda: relay.health()[0] == 200, "healthy again")
+        wait_for(relay.quiet, "healthy again")
     finally:
         relay.stop()
 
@@ -285,7 +287,10 @@ def test_a_refused_creation_is_retried_with_backoff_shown_in_healthz_then_done_o
         relay.send([identify("beta_users", "b1", True), entered("beta_users", "b2", True)])
 
         def refusal_shown() -> bool:
-            return "HTTP 400: segment name not accepted" in relay.health()[1]["problems"].get("audience beta_users", "")
+            status, health = relay.health()
+            # Pendo's refusal is shown, and is not the relay's failure: the status stays 200.
+            shown = "HTTP 400: segment name not accepted" in health["problems"].get("audience beta_users", "")
+            return shown and status == 200
 
         wait_for(refusal_shown, "the refused creation in /healthz")
         before = segments.create_attempts
@@ -375,4 +380,28 @@ def test_two_relays_on_postgresql_create_one_segment_and_the_last_call_accepted_
         assert line.split()[:2] == ["shared_new", segment_id] and line.split()[4:6] == ["0", "0"]
     finally:
         for relay in relays:
+            relay.stop()
+
+
+def test_a_relay_started_on_a_full_disk_becomes_ready_and_delivers_track_and_audiences(
+    tmp_path: Path, pendo: FakePendoTrack, segments: FakePendoSegments
+) -> None:
+    segments.add_segment("seg-1", "VIP")
+    with small_disk(tmp_path / "disk", "2m") as disk:
+        filler = fill(disk)
+        text = config(extra='[audiences.segments]\nvip = "seg-1"\n')
+        relay = AudienceRelay(tmp_path, pendo.url, segments.base_url, text, db=str(disk / "outbox.sqlite3"))
+        relay.start()
+        try:
+            assert relay.get("/readyz")[0] == 503
+            assert relay.post("/v1/batch", {"batch": [identify("vip", "early", True)]})[0] == 503
+            filler.unlink()
+            wait_for(lambda: relay.get("/readyz") == (200, {"status": "ready"}), "ready once there is space")
+            track = {"type": "track", "event": "Server Event", "userId": "u1", "timestamp": RECENT, "messageId": "t-1"}
+            relay.send([identify("vip", "v1", True), entered("vip", "v2", True), track])
+            wait_for(lambda: segments.members("seg-1") == {"v1", "v2"}, "the memberships written")
+            wait_for(lambda: [event["event"] for event in pendo.received] == ["Server Event"], "the track event")
+            wait_for(lambda: settled(relay, "vip"), "nothing pending")
+            wait_for(relay.quiet, "healthz quiet")
+        finally:
             relay.stop()

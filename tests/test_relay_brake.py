@@ -143,10 +143,10 @@ def test_an_outage_of_any_kind_brakes_to_a_probe_and_the_backlog_drains_once_wit
 
         health = relay.health()[1]
         state = health["destinations"]["track"]
-        assert state["state"] in ("open", "probing"), state
+        assert state["brake"] in ("open", "probing"), state
         assert state["consecutive_failures"] >= 3
         assert state["paused"] is True
-        if state["state"] == "open":
+        if state["brake"] == "open":
             assert 0 <= state["next_probe_seconds"] <= 3.3 or kind == "429"
         _, prometheus = relay.get_text("/metrics?format=prometheus")
         assert 'relay_destination_brake_state{destination="track",state="closed"} 0' in prometheus
@@ -164,7 +164,7 @@ def test_an_outage_of_any_kind_brakes_to_a_probe_and_the_backlog_drains_once_wit
         wait_for(lambda: len(delivered(pendo)) >= EVENTS, "the whole backlog", timeout=60)
         wait_for(lambda: relay.metrics()["pending"] == 0, "nothing pending")
         assert delivered(pendo) == Counter(range(EVENTS)), "every event exactly once"
-        assert relay.health()[1]["destinations"]["track"]["state"] == "closed"
+        assert relay.health()[1]["destinations"]["track"]["brake"] == "closed"
     finally:
         relay.stop()
 
@@ -222,7 +222,7 @@ def test_the_metadata_destination_brakes_too_and_its_values_arrive_after_recover
                 late = [request for request in metadata.requests if request.at >= counted_from]
             assert len(late) <= MAX_OUTAGE_RATE * seconds, len(late)
             state = relay.health()[1]["destinations"]["metadata/visitor/agent"]
-            assert state["state"] in ("open", "probing") and state["paused"], state
+            assert state["brake"] in ("open", "probing") and state["paused"], state
             metadata.mode = "ok"
             recovered = time.monotonic()
             wait_for(lambda: bool(metadata.values("visitor", "u0", "agent")), "the first value", timeout=10)

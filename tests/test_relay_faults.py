@@ -125,7 +125,7 @@ def test_poison_values_are_refused_at_intake_naming_the_field_and_stop_nothing(t
             time.sleep(0.5)
             assert delivered_indexes(pendo) == Counter(range(20))
             assert relay.metrics()["received"] == 20
-            assert relay.health_summary() == (200, {"status": "ok", "pending": 0, "problems": {}, "paused": {}})
+            assert relay.quiet()
         finally:
             relay.stop()
 
@@ -365,7 +365,7 @@ def test_a_throttle_pauses_all_delivery_to_the_destination_and_narrows_concurren
         wait_for(lambda: pendo.refused >= 1, "the first refusal")
         wait_for(lambda: bool(relay.health()[1].get("paused")), "the pause to show")
         answered, health = relay.health()
-        assert answered == 503
+        assert (answered, health["destinations"]["track"]["state"]) == (200, "paused")
         assert health["problems"]["destination track"].startswith(f"paused: HTTP {status} from {pendo.url}")
         time.sleep(3)
         assert relay.metrics()["concurrency"]["track"] < 4
@@ -381,7 +381,7 @@ def test_a_throttle_pauses_all_delivery_to_the_destination_and_narrows_concurren
             assert during == [], (refused_at, during)
         assert len(refusals) <= 12, "about one round per 2 s pause, at most the window each"
         assert delivered_indexes(pendo) == Counter(range(40))
-        wait_for(lambda: relay.health()[0] == 200, "healthz to recover")
+        wait_for(relay.quiet, "healthz to recover")
     finally:
         relay.stop()
 
@@ -461,26 +461,67 @@ def test_an_unusable_outbox_is_one_line_and_exit_3_at_startup(
     assert reason in lines[0]
 
 
-@pytest.mark.parametrize("fault", ["read-only", "full"])
-def test_a_read_only_or_full_disk_is_one_line_and_exit_3_at_startup(
-    tmp_path: Path, pendo: FakePendoTrack, fault: str
-) -> None:
+def test_a_read_only_disk_is_one_line_and_exit_3_at_startup(tmp_path: Path, pendo: FakePendoTrack) -> None:
     with small_disk(tmp_path / "disk", "2m") as disk:
         db = disk / "outbox.sqlite3"
         _outbox_with_events(db, 10)
-        if fault == "read-only":
-            subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-        else:
-            fill(disk)
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
         result = Relay(tmp_path, pendo.url, db=db).run_to_exit()
         assert result.returncode == 3, result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1, result.stderr
-        if fault == "read-only":
-            # Found by the command line's check of --db, before the outbox opens the file.
-            assert lines[0].startswith(f"error: --db {db}: no permission to write in {disk}")
-        else:
-            assert lines[0].startswith(f"error: outbox {db}: the disk is full")
+        # Found by the command line's check of --db, before the outbox opens the file.
+        assert lines[0].startswith(f"error: --db {db}: no permission to write in {disk}")
+
+
+def answer_headers(relay: Relay, request: bytes) -> tuple[int, dict[str, str], Any]:
+    answer = relay.raw(request)
+    head, _, _ = answer.partition(b"\r\n\r\n")
+    headers = dict(
+        (name.strip().lower(), value.strip())
+        for name, _, value in (line.decode("latin-1").partition(":") for line in head.split(b"\r\n")[1:])
+    )
+    return status_of(answer), headers, body_of(answer)
+
+
+def test_a_full_disk_at_start_serves_not_ready_and_becomes_ready_by_itself_once_there_is_space(
+    tmp_path: Path, pendo: FakePendoTrack
+) -> None:
+    with small_disk(tmp_path / "disk", "2m") as disk:
+        db = disk / "outbox.sqlite3"
+        _outbox_with_events(db, 10)
+        filler = fill(disk)
+        relay = Relay(tmp_path, pendo.url, db=db).start()
+        try:
+            assert relay.get("/livez") == (200, {"status": "alive"})
+            status, headers, ready = answer_headers(relay, b"GET /readyz HTTP/1.1\r\nHost: r\r\n\r\n")
+            assert (status, headers["retry-after"], ready["status"]) == (503, "10", "not ready")
+            assert ready["reason"] == f"outbox {db}: the disk is full"
+            batch = json.dumps({"batch": [track(index) for index in range(10, 20)]}).encode()
+            intake = raw_request(
+                f"POST /v1/batch HTTP/1.1\r\nHost: r\r\nAuthorization: {BASIC}\r\nContent-Length: {len(batch)}", batch
+            )
+            status, headers, answer = answer_headers(relay, intake)
+            assert (status, headers["retry-after"]) == (503, "10")
+            assert "the disk is full" in answer["error"]
+            status, health = relay.health()
+            assert (status, health["status"], health["ready"]) == (503, "degraded", False)
+            assert "the disk is full; not ready, trying again in" in health["problems"]["outbox"]
+            time.sleep(2)
+            assert pendo.received == [], "nothing is sent before its outcome can be recorded"
+            filler.unlink()
+            wait_for(lambda: relay.get("/readyz") == (200, {"status": "ready"}), "ready once there is space")
+            wait_for(lambda: len(pendo.received) == 10, "the events stored before the disk filled")
+            assert relay.post("/v1/batch", {"batch": [track(index) for index in range(10, 20)]})[0] == 200
+            wait_for(lambda: len(pendo.received) == 20, "the events taken after")
+            wait_for(relay.quiet, "healthz to recover")
+            assert delivered_indexes(pendo) == Counter(range(20))
+        finally:
+            relay.stop()
+        log = relay.log.read_text()
+        assert "Traceback" not in log
+        assert "the disk is full; not ready, trying again in 1s" in log
+        assert "is open; ready" in log
 
 
 def test_a_full_disk_pauses_delivery_without_duplicates_and_intake_says_503(
@@ -533,7 +574,7 @@ def test_a_failing_prune_is_supervised_shown_and_retried_and_delivery_goes_on(
             filler = fill(disk)
             wait_for(lambda: "pruner" in relay.health()[1].get("problems", {}), "the prune failure", timeout=30)
             problem = relay.health()[1]["problems"]["pruner"]
-            assert problem.startswith("pruner failed (StorageError: outbox ")
+            assert problem.startswith("pruner failed (OutboxUnavailable: outbox ")
             assert "the disk is full" in problem
             filler.unlink()
             wait_for(lambda: relay.health()[0] == 200, "the pruner to recover", timeout=30)
@@ -617,7 +658,7 @@ def test_ten_thousand_events_through_storms_a_full_disk_poison_and_sigkills_arri
             window = concurrency + DeliverySettings().max_unrecorded
             assert duplicates <= kills * window, delivered.most_common(10)
             assert all(body["event"] != "P" for body in pendo.received)
-            wait_for(lambda: relay.health()[0] == 200, "healthz to recover")
+            wait_for(relay.quiet, "healthz to recover")
         finally:
             storm.set()
             relay.stop()

@@ -111,6 +111,27 @@ def test_extras_missing_is_one_line_saying_what_to_install(installed: Installed)
     assert bench.stderr.startswith("error: bench needs brotli and playwright: pip install 'segment-pendo[bench]'")
 
 
+def test_dead_letters_work_from_the_wheel_without_the_relay_extra(installed: Installed, tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox.sqlite3"
+    # An outbox as a relay leaves it: one event Pendo refused (the outbox module needs only the standard library).
+    script = (
+        "import sys; from pathlib import Path; from generator.relay.outbox import *; "
+        "o = SqliteOutbox(Path(sys.argv[1])); o.add_many([NewEvent('m-1', 'track', '{}', 0)]); "
+        "o.claim('track', 1, 60); o.settle([DeadLetter('m-1', 400, 'refused')]); o.close()"
+    )
+    subprocess.run([str(installed.venv / "bin" / "python"), "-c", script, str(outbox)], check=True, cwd=tmp_path)
+    listing = installed.run("dead-letters", "list", "--db", str(outbox), "--json")
+    assert listing.returncode == 0, listing.stderr
+    assert [(item["messageId"], item["kind"], item["status"]) for item in json.loads(listing.stdout)] == [
+        ("m-1", "track", 400)
+    ]
+    replay = installed.run("dead-letters", "replay", "--db", str(outbox), "--message-id", "m-1")
+    assert replay.returncode == 0, replay.stderr
+    assert replay.stdout == f"replayed 1 dead letter into {outbox}; relays deliver them\n"
+    missing = installed.run("dead-letters", "list", "--db", str(tmp_path / "nowhere.sqlite3"))
+    assert (missing.returncode, missing.stderr.count("\n")) == (1, 1), missing.stderr
+
+
 def test_bench_finds_its_configs_and_pages_in_the_package(installed: Installed) -> None:
     check = (
         "from generator import bench, paths\n"

@@ -70,6 +70,8 @@ class Committer:
         self.intake_commits = 0
         self.intake_events = 0
         self._listeners: list[Callable[[], None]] = []
+        # When the write under way started (None between writes): one that never ends means a hung disk or server.
+        self.writing_since: float | None = None
 
     def on_settled(self, listener: Callable[[], None]) -> None:
         """Call listener whenever queued outcomes have been written."""
@@ -127,9 +129,11 @@ class Committer:
                 stopping.cancel()
                 working.cancel()
                 continue
+            self.writing_since = time.monotonic()
             try:
                 await self._commit_once()
             except StorageError as error:
+                self.writing_since = None
                 await self._failed(error, stop)
             except BaseException as error:
                 # Whatever broke the committer, nobody may wait forever for an answer it will not give.
@@ -137,8 +141,10 @@ class Committer:
                 _fail(self._queue.adds, crash)
                 _fail(self._queue.claims, crash)
                 self._queue.adds, self._queue.claims = [], []
+                self.writing_since = None
                 raise
             else:
+                self.writing_since = None
                 if self._failure is not None:
                     log.warning("outbox writes work again")
                 self._failure = None
@@ -214,6 +220,18 @@ class Committer:
             # restart (the documented at-least-once window); nothing is lost.
             log.error("stopping with %d delivery outcomes unwritten: %s", len(queue.outcomes), error)
             queue.outcomes.clear()
+
+    def forget_failure(self) -> None:
+        """The storage answers again and no outcome waits to be written: clear the failure the last write left.
+
+        Without this, a relay that refused intake while its disk was full would say so until the next write, which
+        a load balancer that took it out of service never sends.
+        """
+        if self._failure is not None and not self._queue.outcomes:
+            log.info("the outbox answers again")
+            self._failure = None
+            self._failing_since = None
+            self.health.report(STORAGE, None)
 
     def close(self) -> None:
         """Stop the worker threads."""

@@ -335,10 +335,11 @@ class DestinationState:
         return round(max(self.brake.reopens_at - time.monotonic(), 0.0), 3)
 
     def describe(self) -> dict[str, Any]:
-        """The destination's state for /healthz and /metrics."""
+        """The destination's brake, rate limit and window for /healthz and /metrics."""
         state = self.brake.state
         return {
-            "state": state,
+            "brake": state,
+            "throttled": self.brake.throttled,
             "consecutive_failures": self.brake.failures,
             "next_probe_seconds": self.paused_seconds() if state == "open" else None,
             "max_rate": self.bucket.rate,

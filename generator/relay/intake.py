@@ -33,6 +33,10 @@ MAX_BODY_BYTES = 500 * 1024
 MAX_DRAINED_BYTES = 8 * MAX_BODY_BYTES
 # A sender that cannot get 500 KB through in this long is stuck, or holding connections on purpose.
 BODY_SECONDS = 20.0
+# Calls of Segment's spec that Pendo has no API for: answered 200 as Segment answers them, counted, not stored.
+NOT_FORWARDED = ("page", "screen", "alias")
+# Segment's HTTP API takes one call of each kind at its own route, where `type` may be left out.
+SINGLE_CALLS = ("track", "identify", "group", "page", "screen", "alias")
 
 
 class Refused(Exception):
@@ -59,6 +63,7 @@ class Converted:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     origins: list[int] = field(default_factory=list)
     dropped: list[dict[str, Any]] = field(default_factory=list)
+    not_forwarded: dict[str, int] = field(default_factory=dict)  # by call type
 
     def counts(self, stored: list[bool]) -> tuple[int, int]:
         """(accepted, duplicates) by call: a call is new when any of its entries was."""
@@ -116,20 +121,37 @@ def decoded(body: bytes, encoding: str) -> bytes:
     return plain
 
 
-def parse(text: bytes) -> list[Any]:
-    """The events in a body: one event, or Segment's {"batch": [...]}."""
+def parse(text: bytes, call: str | None = None) -> list[Any]:
+    """The events in a body: one event, or Segment's {"batch": [...]}; at a call's own route, one call of it."""
     try:
         document = json.loads(text, parse_int=parse_integer)
     except RecursionError:
         raise Refused(400, "body is not JSON the relay takes: nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as error:
         raise Refused(400, f"body is not JSON: {str(error)[:200]}") from None
+    if call == "track":
+        # /v1/track has always taken batches and calls of any type too; a call there without a type is a track.
+        if isinstance(document, dict) and "type" not in document and "batch" not in document:
+            return [{**document, "type": "track"}]
+    elif call is not None:
+        return [single_call(document, call)]
     if isinstance(document, dict) and isinstance(document.get("batch"), list):
         return list(document["batch"])
     if isinstance(document, list):
         # Segment's Webhooks (Actions) destination posts a batch as a bare list of events.
         return document
     return [document]
+
+
+def single_call(document: Any, call: str) -> Any:
+    """The body of /v1/<call>: one event object whose type, when given, is that call (the route says it if not)."""
+    if not isinstance(document, dict) or "batch" in document:
+        raise Refused(400, f"/v1/{call} takes one {call} call as a JSON object; send batches to /v1/batch")
+    given = document.get("type", call)
+    if given != call:
+        shown = given[:40] if isinstance(given, str) else given
+        raise Refused(400, f"/v1/{call} takes {call} calls, and this one's type is {shown!r}")
+    return {**document, "type": call}
 
 
 def convert(
@@ -151,6 +173,9 @@ def convert(
     result = Converted()
     now_ms = time.time() * 1000
     for index, event in enumerate(events):
+        if isinstance(event, dict) and event.get("type") in NOT_FORWARDED:
+            result.not_forwarded[event["type"]] = result.not_forwarded.get(event["type"], 0) + 1
+            continue
         try:
             check_sendable(event)
             key = audience_key(event) if audiences is not None else None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from generator.audiences_config import DEFAULT_INTEGRATION_KEY_ENV
@@ -12,8 +14,10 @@ from generator.errors import GeneratorError
 from generator.regions import track_events_url
 from generator.relay.app import RelaySettings, create_app
 from generator.relay.audience_delivery import AudienceDelivery
+from generator.relay.client_faults import ClientFaults
 from generator.relay.delivery import track_destination
 from generator.relay.engine import DeliverySettings
+from generator.relay.late_outbox import LateOutbox
 from generator.relay.metadata import app_base_url
 from generator.relay.metadata_delivery import MetadataDelivery
 from generator.relay.outbox import Outbox, SqliteOutbox
@@ -33,6 +37,7 @@ def run_relay(  # noqa: PLR0917  (the command's options, one to one)
     client_timeout_seconds: float = 10.0,
     metadata_url: str | None = None,
     max_rate: float = 50.0,
+    dead_letter_days: float = 14.0,
 ) -> int:
     """Serve until interrupted; GeneratorError (StorageError for the outbox) when it cannot start."""
     config = load_config(config_path)
@@ -77,24 +82,30 @@ def run_relay(  # noqa: PLR0917  (the command's options, one to one)
         metadata=metadata,
         audiences=audiences,
         delivery=DeliverySettings(max_rate=max_rate),
+        dead_letter_days=dead_letter_days,
     )
-    outbox, where = open_outbox(db)
+    opener, where = outbox_opener(db)
+    # A full disk or a database server that is down is waited for (not ready meanwhile); anything else exits.
+    outbox = LateOutbox(opener, where)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     also = f" and {metadata.base_url}/api/v1/metadata" if metadata is not None else ""
     also += f" and {audiences.base_url}/api/v1/segment" if audiences is not None else ""
     print(f"relay on http://{host}:{port}/ → {destination.url}{also} (outbox {where})", flush=True)
-    serve(create_app(outbox, settings), host, port, header_seconds=client_timeout_seconds)
+    if outbox.store is None:
+        print(f"not ready: {outbox.reason}; trying again until it works (see /readyz)", flush=True)
+    faults = ClientFaults()
+    serve(create_app(outbox, settings, faults), host, port, header_seconds=client_timeout_seconds, faults=faults)
     return 0
 
 
-def open_outbox(db: str) -> tuple[Outbox, str]:
-    """The outbox --db names, and where it is for messages: a postgresql:// URL is shared, a path is a file."""
+def outbox_opener(db: str) -> tuple[Callable[[], Outbox], str]:
+    """How to open the outbox --db names, and where it is for messages (a URL without its password)."""
     if not db.startswith(("postgresql://", "postgres://")):
-        return SqliteOutbox(Path(db)), db
+        return partial(SqliteOutbox, Path(db)), db
     try:
         from generator.relay.pg_outbox import PostgresOutbox, describe  # noqa: PLC0415  (psycopg is optional)
     except ImportError:
         raise GeneratorError(
             "--db is a PostgreSQL URL but psycopg is not installed; pip install 'segment-pendo[postgres]'"
         ) from None
-    return PostgresOutbox(db), describe(db)
+    return partial(PostgresOutbox, db), describe(db)

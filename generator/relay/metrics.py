@@ -52,7 +52,7 @@ def destinations_text(destinations: dict[str, dict[str, Any]]) -> str:
     for name, state in destinations.items():
         lines += [
             f'relay_destination_brake_state{{destination="{_label(name)}",state="{brake}"}} '
-            f"{1 if state['state'] == brake else 0}"
+            f"{1 if state['brake'] == brake else 0}"
             for brake in BRAKE_STATES
         ]
     gauges = [
@@ -117,5 +117,21 @@ def audience_prometheus(counts: dict[str, dict[str, Any]]) -> str:
             f'relay_audience_pending{{audience="{_label(audience)}"}} {row.get("pending", 0)}'
             for audience, row in counts.items()
         ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def operations_text(clients: dict[str, int], not_forwarded: dict[str, int], *, ready: bool) -> str:
+    """What senders got wrong, the calls answered but not forwarded, and readiness, as Prometheus metrics."""
+    lines = [
+        "# HELP relay_client_errors_total Requests senders got wrong (dropped mid-body, malformed, too slow).",
+        "# TYPE relay_client_errors_total counter",
+        *(f'relay_client_errors_total{{kind="{_label(kind)}"}} {count}' for kind, count in clients.items()),
+        "# HELP relay_not_forwarded_total Calls answered but not forwarded (Pendo has no API for them).",
+        "# TYPE relay_not_forwarded_total counter",
+        *(f'relay_not_forwarded_total{{type="{_label(kind)}"}} {count}' for kind, count in not_forwarded.items()),
+        "# HELP relay_ready 1 when /readyz says intake can store events.",
+        "# TYPE relay_ready gauge",
+        f"relay_ready {1 if ready else 0}",
     ]
     return "\n".join(lines) + "\n"

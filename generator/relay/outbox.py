@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeGuard
 
-from generator.errors import StorageError
+from generator.errors import OutboxUnavailable, StorageError
 from generator.relay.audience_store import AudienceStore, SqliteAudiences, fold_sqlite, prepare_sqlite
 
 COUNTERS = ("received", "duplicates", "delivered", "retried", "dead_lettered", "pending")
@@ -123,6 +123,12 @@ class Outbox(AudienceStore, Protocol):
     def prune(self, before_ms: float, limit: int) -> int:
         """Forget up to limit settled events whose event time is before before_ms; how many."""
 
+    def prune_dead_letters(self, before: float, limit: int) -> int:
+        """Forget up to limit dead letters that failed before `before` (seconds since the epoch); how many."""
+
+    def pending_by_destination(self) -> dict[str, tuple[int, float]]:
+        """Per destination: how many events wait, and when the oldest of them was accepted (epoch seconds)."""
+
     def close(self) -> None:
         """Release the storage."""
 
@@ -136,8 +142,8 @@ def storage_error(error: BaseException, where: Path) -> StorageError:
         or getattr(error, "errno", None) == errno.ENOSPC
         or (name.startswith("SQLITE_IOERR") and _full(where))
     ):
-        reason = "the disk is full"
-    elif name.startswith("SQLITE_READONLY") or getattr(error, "errno", None) in {errno.EACCES, errno.EROFS}:
+        return OutboxUnavailable(f"outbox {where}: the disk is full")
+    if name.startswith("SQLITE_READONLY") or getattr(error, "errno", None) in {errno.EACCES, errno.EROFS}:
         reason = "it is read-only (check the file's and the folder's permissions)"
     elif name.startswith("SQLITE_CORRUPT"):
         reason = f"the database is damaged ({said}); {MOVE_ASIDE}"
@@ -210,6 +216,11 @@ CREATE INDEX IF NOT EXISTS dead_letters_recent ON dead_letters (failed_at);
 """
 
 
+def disk_full(path: Path) -> bool:
+    """Whether the file system that holds path is (all but) full."""
+    return _full(path)
+
+
 def _full(path: Path) -> bool:
     """Whether the file system that holds path is (all but) full; SQLite only says "disk I/O error" for some."""
     try:
@@ -247,14 +258,24 @@ class SqliteOutbox(SqliteAudiences):
         if path.is_dir():
             raise StorageError(f"outbox {path}: it is a folder; --db takes the path of a file")
         if _full(path):
-            raise StorageError(f"outbox {path}: the disk is full")
+            raise OutboxUnavailable(f"outbox {path}: the disk is full")
+        self._lock_file = -1
+        opened: list[sqlite3.Connection] = []
         try:
             self._lock_file = self._take_ownership(path)
             self._db = self._connect(path)
+            opened.append(self._db)
             self._prepare()
             self._reader = self._connect(path)
-        except (sqlite3.Error, OSError) as error:
-            raise storage_error(error, path) from None
+        except BaseException as error:
+            # Nothing stays open or locked: a relay that tries again later (say, once the disk has space) can.
+            for db in opened:
+                db.close()
+            if self._lock_file >= 0:
+                os.close(self._lock_file)
+            if isinstance(error, sqlite3.Error | OSError):
+                raise storage_error(error, path) from None
+            raise
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
 
@@ -469,6 +490,27 @@ class SqliteOutbox(SqliteAudiences):
                 (before_ms, limit),
             ).rowcount
         return removed
+
+    def prune_dead_letters(self, before: float, limit: int) -> int:
+        """Forget up to limit dead letters that failed before `before` (seconds since the epoch); how many."""
+        with self._transaction(durable=False) as db:
+            removed: int = db.execute(
+                "DELETE FROM dead_letters WHERE rowid IN (SELECT rowid FROM dead_letters WHERE failed_at < ? LIMIT ?)",
+                (before, limit),
+            ).rowcount
+        return removed
+
+    def pending_by_destination(self) -> dict[str, tuple[int, float]]:
+        """Per destination: how many events wait, and when the oldest of them was accepted (epoch seconds)."""
+        # Counted from the due index alone; the oldest is the first row inserted (rowids only grow), one lookup each.
+        rows = self._read(
+            "SELECT destination, COUNT(*), MIN(rowid) FROM outbox WHERE state = 'pending' GROUP BY destination"
+        )
+        found: dict[str, tuple[int, float]] = {}
+        for destination, count, first in rows:
+            accepted = self._read("SELECT created_at FROM outbox WHERE rowid = ?", (first,))
+            found[str(destination)] = (int(count), float(accepted[0][0]) if accepted else time.time())
+        return found
 
     def close(self) -> None:
         """Close the file and give up ownership."""

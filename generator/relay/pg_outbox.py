@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import conninfo, errors
 
-from generator.errors import StorageError
+from generator.errors import OutboxUnavailable, StorageError
 from generator.relay.outbox import (
     COUNTERS,
     DeadLetter,
@@ -144,7 +144,10 @@ def connect_error(error: psycopg.Error, where: str) -> StorageError:
         reason = f"no answer from the server within {CONNECT_SECONDS}s; is the host right and reachable?"
     else:
         reason = f"cannot reach the server ({said}); is PostgreSQL running there and accepting connections?"
-    return StorageError(f"outbox {where}: {reason}")
+    if reason.startswith(("the URL", "the server refused", "the database does not")):
+        return StorageError(f"outbox {where}: {reason}")
+    # A server that is down or starting (or a network in the way) may be back soon: the relay waits for it.
+    return OutboxUnavailable(f"outbox {where}: {reason}")
 
 
 def storage_error(error: psycopg.Error, where: str) -> StorageError:
@@ -153,11 +156,11 @@ def storage_error(error: psycopg.Error, where: str) -> StorageError:
     if isinstance(error, errors.InsufficientPrivilege):
         reason = f"the user may not do this ({said}); grant it rights on the outbox's tables"
     elif isinstance(error, errors.DiskFull):
-        reason = f"the database server's disk is full ({said})"
+        return OutboxUnavailable(f"outbox {where}: the database server's disk is full ({said})")
     elif isinstance(error, errors.QueryCanceled):
         reason = f"a statement took over {STATEMENT_TIMEOUT_MS // 1000}s ({said}); is the server overloaded?"
     elif isinstance(error, psycopg.OperationalError):
-        reason = f"the connection to PostgreSQL failed ({said}); retrying"
+        return OutboxUnavailable(f"outbox {where}: the connection to PostgreSQL failed ({said}); retrying")
     else:
         reason = said
     return StorageError(f"outbox {where}: {reason}")
@@ -555,6 +558,26 @@ class PostgresOutbox(PostgresAudiences):
                 (before_ms, limit),
             ).rowcount
         return removed
+
+    def prune_dead_letters(self, before: float, limit: int) -> int:
+        """Forget up to limit dead letters that failed before `before` (seconds since the epoch); how many."""
+        with self._transaction(durable=False) as db:
+            removed: int = db.execute(
+                "DELETE FROM dead_letters WHERE message_id IN (SELECT message_id FROM dead_letters "
+                "WHERE failed_at < %s LIMIT %s FOR UPDATE SKIP LOCKED)",
+                (before, limit),
+            ).rowcount
+        return removed
+
+    def pending_by_destination(self) -> dict[str, tuple[int, float]]:
+        """Per destination: how many events wait, and when the oldest of them was accepted (epoch seconds)."""
+
+        def read(db: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+            return db.execute(
+                "SELECT destination, count(*), min(created_at) FROM outbox WHERE state = 'pending' GROUP BY destination"
+            ).fetchall()
+
+        return {str(row[0]): (int(row[1]), float(row[2])) for row in self._read(read)}
 
     def empty_for_benchmark(self) -> None:
         """Delete every event, dead letter and count (bench-relay starts each run from an empty outbox)."""

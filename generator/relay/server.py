@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from generator.relay.client_faults import ClientFaults, UvicornWarnings
 
 # A client gets this long from connecting (or from starting its next request) to its last header line.
 HEADER_SECONDS = 10.0
@@ -14,6 +17,7 @@ HEADER_SECONDS = 10.0
 KEEP_ALIVE_SECONDS = 5
 # Beyond this many connections and requests at once, uvicorn answers 503 at once instead of queueing.
 MAX_CONNECTIONS = 1_000
+PROBES = (b"/livez", b"/readyz")
 
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
@@ -21,6 +25,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     _header_deadline: asyncio.TimerHandle | None = None
     header_seconds = HEADER_SECONDS
+    faults: ClientFaults | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Start the clock for the first request's headers."""
@@ -36,7 +41,16 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         """The headers arrived in time; the body has its own deadline in the app."""
         self._disarm_header_deadline()
-        super().on_headers_complete()
+        if self.url.partition(b"?")[0] not in PROBES:
+            super().on_headers_complete()
+            return
+        # A flood of senders must not fail the orchestrator's probes (it would restart a relay that works), and
+        # answering them costs next to nothing: they are served beyond the connection limit.
+        limit, self.limit_concurrency = self.limit_concurrency, None
+        try:
+            super().on_headers_complete()
+        finally:
+            self.limit_concurrency = limit
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Nothing more to time."""
@@ -55,12 +69,17 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     def _headers_too_slow(self) -> None:
         self._header_deadline = None
         if not self.transport.is_closing():
+            if self.faults is not None:
+                self.faults.note("slow_headers")
             self.transport.close()
 
 
-def serve(app: Any, host: str, port: int, header_seconds: float = HEADER_SECONDS) -> None:
-    """Serve until interrupted."""
-    protocol = type("Protocol", (HeaderDeadlineProtocol,), {"header_seconds": header_seconds})
+def serve(
+    app: Any, host: str, port: int, header_seconds: float = HEADER_SECONDS, faults: ClientFaults | None = None
+) -> None:
+    """Serve until interrupted; what senders get wrong is counted in faults rather than logged each time."""
+    attributes = {"header_seconds": header_seconds, "faults": faults}
+    protocol = type("Protocol", (HeaderDeadlineProtocol,), attributes)
     config = uvicorn.Config(
         app,
         host=host,
@@ -72,4 +91,7 @@ def serve(app: Any, host: str, port: int, header_seconds: float = HEADER_SECONDS
         limit_concurrency=MAX_CONNECTIONS,
         timeout_graceful_shutdown=15,
     )
+    if faults is not None:
+        # After uvicorn.Config, which sets up uvicorn's loggers.
+        logging.getLogger("uvicorn.error").addFilter(UvicornWarnings(faults))
     uvicorn.Server(config).run()

@@ -203,10 +203,16 @@ class Relay:
         status, document = self.get("/healthz")
         return status, document or {}
 
-    def health_summary(self) -> tuple[int, dict[str, Any]]:
-        """/healthz without the per-destination details."""
+    def quiet(self) -> bool:
+        """/healthz says ok with nothing pending, paused or wrong anywhere (Pendo's problems included)."""
         status, document = self.health()
-        return status, {key: value for key, value in document.items() if key != "destinations"}
+        quiet = document.get("problems") == {} and document.get("paused") == {} and document.get("pending") == 0
+        return status == 200 and quiet
+
+    def destination(self, name: str = "track") -> dict[str, Any]:
+        """What /healthz says about one destination ({} while it says nothing)."""
+        found: dict[str, Any] = self.health()[1].get("destinations", {}).get(name, {})
+        return found
 
 
 def _complete(received: bytes) -> bool:
@@ -215,3 +221,11 @@ def _complete(received: bytes) -> bool:
         if line.lower().startswith(b"content-length:"):
             return len(body) >= int(line.split(b":")[1])
     return False
+
+
+def assert_recovered(destination: dict[str, Any]) -> None:
+    """A destination in /healthz that works again: brake closed, nothing wrong, paused or waiting."""
+    assert destination["state"] == "ok", destination
+    assert (destination["brake"], destination["paused"], destination["throttled"]) == ("closed", False, False)
+    assert (destination["pending"], destination["oldest_pending_seconds"]) == (0, None), destination
+    assert "problem" not in destination and "paused_seconds" not in destination, destination
