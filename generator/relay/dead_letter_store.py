@@ -26,7 +26,7 @@ from generator.errors import GeneratorError, StorageError
 from generator.relay.audience_store import fold_sqlite
 from generator.relay.audiences import AUDIENCES, stored_membership
 from generator.relay.metadata_rows import DESTINATIONS, destination_name, entry_id
-from generator.relay.outbox import NewEvent, storage_error
+from generator.relay.outbox import NewEvent, immediate_transaction, storage_error
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 # Dead letters changed per transaction: a relay writing to the same outbox never waits long for the command.
@@ -167,19 +167,8 @@ class SqliteDeadLetters:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._db
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        except sqlite3.Error as error:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise storage_error(error, self.path) from None
+        with immediate_transaction(self._db, self.path) as db:
+            yield db
 
     def entries(self, limit: int) -> list[DeadLetterEntry]:
         """The most recent dead letters, newest first."""

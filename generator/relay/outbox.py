@@ -133,6 +133,26 @@ class Outbox(AudienceStore, Protocol):
         """Release the storage."""
 
 
+@contextmanager
+def immediate_transaction(db: sqlite3.Connection, path: Path) -> Iterator[sqlite3.Connection]:
+    """One write transaction, taken at once (BEGIN IMMEDIATE) and rolled back on any error.
+
+    SQLite's errors become a StorageError naming the file.
+    """
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+    except sqlite3.Error as error:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise storage_error(error, path) from None
+
+
 def storage_error(error: BaseException, where: Path) -> StorageError:
     """A one-line StorageError for what SQLite (or the OS) said."""
     name = getattr(error, "sqlite_errorname", "")
@@ -349,22 +369,14 @@ class SqliteOutbox(SqliteAudiences):
     @contextmanager
     def _transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         with self._write_lock:
-            db = self._db
             try:
                 # Bookkeeping (claims, outcomes) skips the sync: losing one to a power cut only means an
                 # event is sent again, the at-least-once window; an accepted event is always synced.
-                db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield db
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
+                self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             except sqlite3.Error as error:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
                 raise storage_error(error, self.path) from None
+            with immediate_transaction(self._db, self.path) as db:
+                yield db
 
     def _read(self, query: str, parameters: Sequence[Any] = ()) -> list[Any]:
         with self._read_lock:
